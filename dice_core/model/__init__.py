@@ -1,0 +1,3 @@
+from .dice import DICE
+
+__all__ = ["DICE"]

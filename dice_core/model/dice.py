@@ -1,0 +1,124 @@
+"""The DICE estimator: a scikit-learn-like face over preprocessing, the network and Algorithm 1."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .. import __version__
+from ..config import DICEConfig, PreprocessConfig
+from ..errors import ConfigError
+from ..preprocess import Preprocessor, stratified_split
+from ..preprocess.preprocessor import PreparedData
+from .network import DICENetwork
+from .trainer import DICETrainer
+
+
+def rows_of(data: PreparedData, patient_ids) -> np.ndarray:
+    """Positions of `patient_ids` in `data` (every id must be there)."""
+    pos = pd.Index(data.patient_ids).get_indexer(pd.Index(patient_ids))
+    if (pos < 0).any():
+        raise ConfigError(f"{int((pos < 0).sum())} patient ids of the split are not in the prepared data")
+    return pos
+
+
+class DICE:
+    """Deep significance clustering of patient sequences.
+
+    fit(cohort) learns the preprocessing on the training split, then trains N(K, d) by Algorithm 1.
+    transform / predict / predict_proba accept a Cohort or PreparedData of new patients.
+    """
+
+    def __init__(self, config: DICEConfig = DICEConfig(), preprocess: PreprocessConfig = PreprocessConfig()):
+        self.config = config
+        self.preprocess = preprocess
+
+    # -- fitting ---------------------------------------------------------------------------
+    def fit(self, cohort, split=None, progress=None, should_stop=None, init_autoencoder=None):
+        if split is None:
+            split = stratified_split(cohort.patients.index.to_numpy(), cohort.y, seed=self.config.seed,
+                                     ratios=self.preprocess.split_ratios)
+        preprocessor = Preprocessor(self.preprocess).fit(cohort, split.train)
+        data = preprocessor.transform(cohort)
+        return self.fit_prepared(data, split, preprocessor, progress, should_stop, init_autoencoder)
+
+    def fit_prepared(self, data: PreparedData, split, preprocessor, progress=None, should_stop=None,
+                     init_autoencoder=None):
+        """Train on data already prepared by `preprocessor` (the search prepares once for all N(K, d))."""
+        train, val = data.subset(rows_of(data, split.train)), data.subset(rows_of(data, split.val))
+        if len(train.patient_ids) < 5 * self.config.n_clusters:
+            raise ConfigError(f"{len(train.patient_ids)} training patients are too few for K={self.config.n_clusters} "
+                              f"clusters: use a smaller K or a larger cohort (at least {5 * self.config.n_clusters})")
+        trainer = DICETrainer(self.config, progress, should_stop)
+        result = trainer.fit(train, val, data.n_inputs, data.n_features, data.V.shape[1], init_autoencoder)
+        self.preprocessor_ = preprocessor
+        self.split_ = split
+        self.network_ = self._build_network(data.n_inputs, data.n_features, data.V.shape[1])
+        self.network_.load_state_dict({k: v.cpu() for k, v in result.state_dict.items()})
+        self.centroids_ = result.centroids
+        self.cluster_rates_ = result.cluster_rates
+        self.cluster_sizes_ = np.bincount(result.train_labels, minlength=self.config.n_clusters)
+        self.significance_ = result.significance
+        self.val_auc_ = result.val_auc
+        self.significant_ = result.significant
+        self.best_iteration_ = result.best_iteration
+        self.history_ = result.history
+        self.train_time_ = result.train_time
+        self.version_ = __version__
+        return self
+
+    def _build_network(self, n_inputs, n_features, n_covariates) -> DICENetwork:
+        net = DICENetwork(n_inputs, n_features, n_covariates, self.config.hidden_size, self.config.n_clusters)
+        return net.eval()
+
+    # -- inference -------------------------------------------------------------------------
+    def prepare(self, X) -> PreparedData:
+        return X if isinstance(X, PreparedData) else self.preprocessor_.transform(X)
+
+    @torch.no_grad()
+    def _forward(self, data: PreparedData, batch=4096):
+        """Representation, soft memberships and outcome probability, batch by batch on the CPU."""
+        zs, cs, ps = [], [], []
+        x_all = torch.from_numpy(np.ascontiguousarray(data.X, dtype=np.float32))
+        v_all = torch.from_numpy(np.ascontiguousarray(data.V, dtype=np.float32))
+        for i in range(0, len(x_all), batch):
+            z = self.network_.encode(x_all[i:i + batch])
+            c = self.network_.memberships(z)
+            zs.append(z)
+            cs.append(c)
+            ps.append(torch.sigmoid(self.network_.outcome.alt_logits(c, v_all[i:i + batch])))
+        if not zs:
+            k, d = self.config.n_clusters, self.config.hidden_size
+            return np.zeros((0, d), np.float32), np.zeros((0, k), np.float32), np.zeros(0, np.float32)
+        return torch.cat(zs).numpy(), torch.cat(cs).numpy(), torch.cat(ps).numpy()
+
+    def transform(self, X) -> np.ndarray:
+        """The learned representation z, shape (patients, d)."""
+        return self._forward(self.prepare(X))[0]
+
+    def distances(self, X) -> np.ndarray:
+        z = X if isinstance(X, np.ndarray) else self.transform(X)
+        return np.sqrt(((z[:, None, :] - self.centroids_[None, :, :]) ** 2).sum(-1))
+
+    def predict(self, X) -> np.ndarray:
+        """Cluster (risk level) of each patient: the nearest centroid; 0 is the highest risk."""
+        return self.distances(X).argmin(1)
+
+    def memberships(self, X) -> np.ndarray:
+        """Soft memberships from the cluster classifier, shape (patients, K)."""
+        return self._forward(self.prepare(X))[1]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Predicted outcome probability from the outcome head (memberships + covariates)."""
+        return self._forward(self.prepare(X))[2]
+
+    def input_warnings(self, cohort) -> pd.DataFrame:
+        """Unknown variables and values far outside the training ranges, one row each."""
+        rows = [{"patient_id": "", "variable": v, "value": np.nan, "problem": "variable not seen in training; ignored"}
+                for v in self.preprocessor_.unknown_variables(cohort)]
+        out = self.preprocessor_.out_of_range(cohort)
+        if len(out):
+            out = out.copy()
+            out["problem"] = "value outside the training range"
+            rows.extend(out.to_dict("records"))
+        return pd.DataFrame(rows)
