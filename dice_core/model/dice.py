@@ -8,7 +8,8 @@ import torch
 from .. import __version__
 from ..config import DICEConfig, PreprocessConfig
 from ..errors import ConfigError
-from ..preprocess import Preprocessor, stratified_split
+from ..preprocess.preprocessor import Preprocessor
+from ..preprocess.split import stratified_split
 from ..preprocess.preprocessor import PreparedData
 from .network import DICENetwork
 from .trainer import DICETrainer

@@ -183,6 +183,33 @@ class DICETrainer:
         return dict(zip(["loss_ae", "loss_cluster", "loss_classifier", "loss_outcome", "loss_significance"],
                         sums / max(n_batches, 1)))
 
+    def refit_heads(self, net, z: np.ndarray, labels: np.ndarray, train: Tensors, max_iter: int = 50):
+        """Fit the cluster classifier, then the outcome heads, to convergence on the current (fixed)
+        representation with L-BFGS: a coordinate step of eq. 7 that lets the joint epoch start from
+        heads that match the new pseudo-labels, so batch likelihood ratios are meaningful at once."""
+        z_t = torch.as_tensor(z, device=self.device)
+        lab_t = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+        pairs = len(net.outcome.pairs)
+
+        def fit(params, loss_fn):
+            opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                loss = loss_fn() + 1e-4 * sum((p ** 2).sum() for p in params)  # keeps separated fits finite
+                loss.backward()
+                return loss
+            opt.step(closure)
+
+        fit(list(net.classifier.parameters()), lambda: F.cross_entropy(net.classifier(z_t), lab_t))
+        with torch.no_grad():
+            c = F.softmax(net.classifier(z_t), dim=1)
+        y = train.y
+        fit(list(net.outcome.parameters()), lambda: (
+            F.binary_cross_entropy_with_logits(net.outcome.alt_logits(c, train.v), y)
+            + F.binary_cross_entropy_with_logits(net.outcome.null_logits(c, train.v), y[:, None].expand(-1, pairs),
+                                                 reduction="none").mean(0).sum()))
+
     def kmeans(self, z: np.ndarray, centroids=None):
         k = self.config.n_clusters
         if centroids is None:
@@ -216,6 +243,7 @@ class DICETrainer:
         history, best, best_any = [], None, None
         for it in range(cfg.n_iter):
             t0 = time.perf_counter()
+            self.refit_heads(net, z, labels, train)
             losses = self.joint_epochs(net, train, labels, centroids, opt)
             t1 = time.perf_counter()
             z = self.embed(net, train).cpu().numpy()
@@ -261,7 +289,6 @@ class DICETrainer:
     def joint_epochs(self, net, train, labels, centroids, opt):
         labels_t = torch.as_tensor(labels, dtype=torch.long, device=self.device)
         centroids_t = torch.as_tensor(centroids, device=self.device)
-        net.outcome.reset_nulls_from_alt()
         for _ in range(self.config.n_epoch):
             losses = self.joint_epoch(net, train, labels_t, centroids_t, opt)
         return losses

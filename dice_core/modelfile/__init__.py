@@ -108,7 +108,7 @@ def read_metadata(path) -> dict:
 def load_model(path):
     """Load a model directory written by save_model; no training data is needed."""
     from ..model.dice import DICE
-    from ..preprocess import Preprocessor
+    from ..preprocess.preprocessor import Preprocessor
     from ..preprocess.split import Split
     from ..stats.significance import SignificanceResult
 

@@ -28,7 +28,8 @@ from ..errors import ConfigError
 from ..model.dice import DICE, rows_of
 from ..model.trainer import DICETrainer, Tensors
 from ..modelfile import load_model, save_model
-from ..preprocess import Preprocessor, stratified_split
+from ..preprocess.preprocessor import Preprocessor
+from ..preprocess.split import stratified_split
 
 RECORDS = "records.jsonl"
 
