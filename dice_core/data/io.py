@@ -1,0 +1,137 @@
+"""Read a user's events and patients tables (CSV, CSV.gz, Parquet or DataFrames) into a Cohort.
+
+`load_cohort` is the input boundary: it reads both tables, runs every check of `validate.py`, and
+either raises one `CohortError` listing all errors (strict) or returns the cohort with its report
+so the dashboard can show every problem at once.
+"""
+from __future__ import annotations
+
+import io
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..config import ColumnMap
+from .cohort import Cohort, ValidationReport
+from .validate import check_events, check_links, check_patients
+
+CSV_SUFFIXES = (".csv", ".csv.gz")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: bool = True) -> Cohort:
+    """Read, validate and convert the two tables into the canonical Cohort.
+
+    events, patients: a path (.csv, .csv.gz, .parquet), a DataFrame, or an uploaded file object with
+    a `.name`. Events are long format (patient id, time, variable, value); times are hours since the
+    index time, or timestamps (then hours since the patients table's `columns.index_time`, else since
+    the patient's first event). Patients: one row each, with the outcome, covariates and group.
+
+    strict=True raises CohortError listing every error; strict=False returns the cohort with its
+    `report` (rows that cannot be used are left out) and raises only when no cohort can be built.
+    """
+    report = ValidationReport()
+    events_raw, events_file = read_table(events, "events table", columns.patient_id, report)
+    patients_raw, patients_file = read_table(patients, "patients table", columns.patient_id, report)
+    checked = None
+    if patients_raw is not None:
+        checked = check_patients(patients_raw, columns, patients_file, report)
+    index_times = checked[3] if checked is not None else None
+    events_table = None
+    if events_raw is not None:
+        events_table = check_events(events_raw, columns, events_file, report, index_times)
+    if checked is None or events_table is None:
+        report.raise_if_errors()
+    patients_table, covariates, positive, _ = checked
+    events_table = check_links(events_table, patients_table, events_file, patients_file, report)
+    cohort = Cohort(
+        events=events_table.reset_index(drop=True),
+        patients=patients_table,
+        covariates=covariates,
+        group=columns.group,
+        outcome_name=columns.outcome,
+        positive_label=positive,
+        source=f"{events_file} + {patients_file}",
+        report=report,
+    )
+    if strict:
+        report.raise_if_errors()
+    return cohort
+
+
+def read_table(source, default_name: str, id_column: str, report: ValidationReport):
+    """A DataFrame, path or file object -> (DataFrame or None when unreadable, name for messages)."""
+    if isinstance(source, pd.DataFrame):
+        if source.index.name == id_column and id_column not in source.columns:
+            source = source.reset_index()  # a table indexed by patient id
+        return source.reset_index(drop=True), default_name
+    name = _display_name(source, default_name)
+    suffix = _suffix(name)
+    if suffix is None:
+        report.add("error", name, None,
+                   f"unknown file type; save the {default_name} as CSV ({', '.join(CSV_SUFFIXES)}) or Parquet "
+                   f"({', '.join(PARQUET_SUFFIXES)}) and give the file that extension")
+        return None, name
+    if isinstance(source, (str, os.PathLike)) and not Path(source).is_file():
+        report.add("error", name, None, f"file not found at {os.fspath(source)}; check the path")
+        return None, name
+    try:
+        if suffix in PARQUET_SUFFIXES:
+            return pd.read_parquet(_rewound(source)), name
+        return _read_csv(source, id_column), name
+    except pd.errors.EmptyDataError:
+        report.add("error", name, None, "the file is empty; export the table again with its header and rows")
+    except Exception as exc:  # pandas/pyarrow raise many types for damaged files
+        report.add("error", name, None,
+                   f"the file cannot be read as {'Parquet' if suffix in PARQUET_SUFFIXES else 'CSV'} "
+                   f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); check that it is a "
+                   f"{suffix} file and not damaged, or export it again")
+    return None, name
+
+
+def _display_name(source, default_name: str) -> str:
+    if isinstance(source, (str, os.PathLike)):
+        return Path(source).name
+    return Path(str(getattr(source, "name", "") or default_name)).name
+
+
+def _suffix(name: str) -> str | None:
+    lower = name.lower()
+    for suffix in CSV_SUFFIXES[::-1] + PARQUET_SUFFIXES:  # ".csv.gz" before ".csv"
+        if lower.endswith(suffix):
+            return suffix
+    return None
+
+
+def _rewound(source):
+    if hasattr(source, "seek"):
+        source.seek(0)
+    return source
+
+
+def _read_csv(source, id_column: str) -> pd.DataFrame:
+    """CSV with ids kept as text (leading zeros survive); tolerates a BOM, Latin-1 and ';' separators."""
+    data = source if isinstance(source, (str, os.PathLike)) else _raw_bytes(source)
+
+    def read(**options):
+        if isinstance(data, bytes):
+            gzip = data[:2] == b"\x1f\x8b"
+            return pd.read_csv(io.BytesIO(data), dtype={id_column: str}, compression="gzip" if gzip else None,
+                               **options)
+        return pd.read_csv(data, dtype={id_column: str}, **options)
+
+    try:
+        encoding = "utf-8-sig"
+        table = read(encoding=encoding)
+    except UnicodeDecodeError:
+        encoding = "latin-1"
+        table = read(encoding=encoding)
+    if table.shape[1] == 1 and ";" in str(table.columns[0]):  # spreadsheet export in a ';' locale
+        table = read(encoding=encoding, sep=";")
+    return table
+
+
+def _raw_bytes(source) -> bytes:
+    data = _rewound(source).read()
+    return data.encode() if isinstance(data, str) else data

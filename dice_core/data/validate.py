@@ -1,0 +1,457 @@
+"""Checks that turn a user's raw events and patients tables into the canonical ones.
+
+Each check records what it finds in a `ValidationReport` (file, column, row numbers and what would
+fix it) instead of stopping at the first problem, so the dashboard can show every problem at once.
+Rows are numbered as a spreadsheet shows them: the header is row 1, the first data row is row 2.
+Rows that cannot be used are left out of the result; `load_cohort` decides whether to raise.
+"""
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from .cohort import ValidationReport
+
+# What each ColumnMap field is, for messages.
+COLUMN_ROLES = {
+    "patient_id": "the patient identifier",
+    "time": "the event time",
+    "variable": "the variable name",
+    "value": "the measured value",
+    "outcome": "the binary outcome",
+    "group": "the group column",
+    "index_time": "each patient's index time",
+    "covariates": "a covariate",
+}
+POSITIVE_WORDS = {"1", "1.0", "true", "yes", "y", "t", "positive", "pos"}
+NEGATIVE_WORDS = {"0", "0.0", "false", "no", "n", "f", "negative", "neg"}
+MAX_PROBLEMS_PER_CHECK = 20  # per-variable problems beyond this are summed up in one line
+MANY_LEVELS = 20  # a categorical covariate with more levels than this looks like an identifier
+
+
+def spreadsheet_rows(positions) -> list[int]:
+    """0-based data positions -> row numbers as a spreadsheet shows them (header = row 1)."""
+    return [int(p) + 2 for p in positions]
+
+
+def _quoted(values, limit=5) -> str:
+    values = list(values)
+    text = ", ".join(repr(str(v)) for v in values[:limit])
+    return text + (", ..." if len(values) > limit else "")
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def as_id_strings(series: pd.Series) -> pd.Series:
+    """Patient ids as stripped strings; 17.0 (a float column) becomes '17'; missing stays NaN."""
+    if pd.api.types.is_float_dtype(series):
+        whole = series.dropna()
+        if len(whole) and (whole == np.floor(whole)).all():
+            series = series.astype("Int64")
+    missing = series.isna()
+    out = series.astype(str).str.strip()
+    return out.mask(missing | (out == ""))
+
+
+def check_columns(df: pd.DataFrame, wanted: dict[str, str], file: str, report: ValidationReport) -> bool:
+    """Record every missing column, with close matches and the available columns; True if none missing."""
+    available = [str(c) for c in df.columns]
+    all_found = True
+    for field, name in wanted.items():
+        if name in df.columns:
+            continue
+        all_found = False
+        by_case = [c for c in available if c.lower() == str(name).lower()]
+        close = by_case or difflib.get_close_matches(str(name), available, n=3, cutoff=0.6)
+        hint = f" Did you mean {_quoted(close)}?" if close else ""
+        setting = f"ColumnMap(covariates=[...])" if field == "covariates" else f"ColumnMap({field}='...')"
+        report.add("error", file, name,
+                   f"column '{name}' ({COLUMN_ROLES[field]}) not found.{hint} Available columns: "
+                   f"{_quoted(available, limit=30)}. Rename the column in the file or set {setting}.")
+    return all_found
+
+
+def check_not_empty(df: pd.DataFrame, file: str, report: ValidationReport) -> bool:
+    if len(df) == 0:
+        report.add("error", file, None, "the table has a header but no data rows; export the table again "
+                   "with its rows")
+        return False
+    return True
+
+
+def _drop_and_report_missing(values: pd.Series, file: str, column: str, what: str, report) -> pd.Series:
+    """Error for empty cells in a required column; returns the mask of rows to keep."""
+    missing = values.isna()
+    if missing.any():
+        report.add("error", file, column,
+                   f"{int(missing.sum())} rows have an empty {what}; fill them in or delete these rows",
+                   count=int(missing.sum()), examples=spreadsheet_rows(np.flatnonzero(missing)))
+    return ~missing
+
+
+# ---------------------------------------------------------------------------------------------
+# patients table
+
+
+def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, report) -> tuple[pd.Series | None, str]:
+    """Map the outcome column to int 0/1; returns (outcome or None if impossible, positive label)."""
+    present = raw.notna() & (raw.astype(str).str.strip() != "")
+    if (~present).any():
+        report.add("error", file, column,
+                   f"{int((~present).sum())} patients have no outcome; fill in the outcome or remove these patients",
+                   count=int((~present).sum()), examples=spreadsheet_rows(np.flatnonzero(~present)))
+    labels = _label_strings(raw)
+    levels = sorted(labels[present].unique().tolist())
+    if len(levels) > 2:
+        counts = labels[present].value_counts()
+        report.add("error", file, column,
+                   f"the outcome must be binary but has {len(levels)} different values "
+                   f"({_quoted(counts.index)}); recode it as 0/1 (1 = the event) or choose another column "
+                   f"with ColumnMap(outcome='...')", count=len(levels))
+        return None, ""
+    if len(levels) < 2:
+        report.add("error", file, column,
+                   f"the outcome has the same value {_quoted(levels)} for every patient; DICE needs patients "
+                   f"with and without the outcome: check the column and the file")
+    if positive_label is not None:
+        positive = _label_strings(pd.Series([positive_label])).iloc[0]
+        if positive not in levels:
+            report.add("error", file, column,
+                       f"positive_label {positive_label!r} is not a value of the outcome column, whose values "
+                       f"are {_quoted(levels)}; set positive_label to one of them")
+            return None, ""
+    else:
+        positive = _guess_positive(levels)
+        if positive is None and len(levels) == 2:
+            report.add("error", file, column,
+                       f"cannot tell which outcome value is the event among {_quoted(levels)}; set "
+                       f"ColumnMap(positive_label=...) to the value that counts as the outcome")
+            return None, ""
+    outcome = (labels == positive).astype(int)  # missing outcomes (an error above) read 0
+    return outcome, positive
+
+
+def _label_strings(raw: pd.Series) -> pd.Series:
+    """Outcome labels as comparable strings: 1, 1.0 and True all read '1'/'true' consistently."""
+    if pd.api.types.is_bool_dtype(raw):
+        return raw.map({True: "1", False: "0"})
+    if _is_numeric(raw):
+        return raw.map(lambda v: str(int(v)) if pd.notna(v) and float(v).is_integer() else str(v))
+    return raw.astype(str).str.strip()
+
+
+def _guess_positive(levels: list[str]) -> str | None:
+    """The positive label of a 0/1-like pair of labels (1/0, true/false, yes/no), else None."""
+    lower = {lv.lower() for lv in levels}
+    positives = [lv for lv in levels if lv.lower() in POSITIVE_WORDS]
+    if len(positives) == 1 and lower <= POSITIVE_WORDS | NEGATIVE_WORDS:
+        return positives[0]
+    return "1" if len(levels) < 2 else None  # a single class is an error reported by the caller
+
+
+def default_covariates(columns, cmap) -> list[str]:
+    """Every patients column but id, outcome, group and index time."""
+    skip = {cmap.patient_id, cmap.outcome, cmap.group, cmap.index_time}
+    return [str(c) for c in columns if c not in skip]
+
+
+def encode_covariate(raw: pd.Series) -> pd.Series:
+    """Numeric columns (or text that all reads as numbers) -> float; anything else -> str categories."""
+    if _is_numeric(raw):
+        return raw.astype(float)
+    missing = raw.isna() | (raw.astype(str).str.strip() == "")
+    as_number = pd.to_numeric(raw.where(~missing), errors="coerce")
+    if as_number[~missing].notna().all() and not pd.api.types.is_bool_dtype(raw):
+        return as_number.astype(float)
+    return raw.astype(str).str.strip().mask(missing)
+
+
+def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport):
+    """Validate the patients table. Returns (patients, covariates, positive_label, index_times) or None.
+
+    `patients` is indexed by patient_id (str) with 'outcome' (0/1), covariates and group. Duplicate
+    ids keep their first row.
+    """
+    wanted = {"patient_id": cmap.patient_id, "outcome": cmap.outcome}
+    if cmap.group:
+        wanted["group"] = cmap.group
+    if cmap.index_time:
+        wanted["index_time"] = cmap.index_time
+    ok = check_columns(raw, wanted, file, report)
+    if cmap.covariates is not None:
+        for name in cmap.covariates:
+            ok = check_columns(raw, {"covariates": name}, file, report) and ok
+    if not ok or not check_not_empty(raw, file, report):
+        return None
+    raw = raw.reset_index(drop=True)
+    ids = as_id_strings(raw[cmap.patient_id])
+    keep = _drop_and_report_missing(ids, file, cmap.patient_id, "patient id", report)
+    keep &= _check_duplicate_ids(ids, file, cmap.patient_id, report)
+
+    outcome, positive = encode_outcome(raw[cmap.outcome], cmap.positive_label, file, cmap.outcome, report)
+    if outcome is None:
+        return None
+    covariates = list(cmap.covariates) if cmap.covariates is not None else default_covariates(raw.columns, cmap)
+    table = pd.DataFrame({"outcome": outcome})
+    for name in covariates:
+        table[name] = encode_covariate(raw[name])
+        _warn_identifier_like(table[name], file, name, report)
+    if cmap.group:
+        group = raw[cmap.group]
+        table[cmap.group] = group.astype(str).str.strip().mask(group.isna())
+        _warn_missing_group(table[cmap.group], file, cmap.group, report)
+    index_times = None
+    if cmap.index_time:
+        index_times = _parse_index_times(raw[cmap.index_time], file, cmap.index_time, report)
+        index_times.index = ids
+        index_times = index_times[keep.to_numpy()]
+    table.index = pd.Index(ids, name="patient_id")
+    return table[keep.to_numpy()], covariates, positive, index_times
+
+
+def _check_duplicate_ids(ids: pd.Series, file: str, column: str, report) -> pd.Series:
+    repeated = ids.notna() & ids.duplicated(keep=False)
+    if repeated.any():
+        dup_ids = ids[repeated].unique()
+        report.add("error", file, column,
+                   f"{len(dup_ids)} patient ids appear more than once (e.g. {_quoted(dup_ids)}); each patient "
+                   f"needs exactly one row: remove or merge the duplicate rows",
+                   count=len(dup_ids), examples=spreadsheet_rows(np.flatnonzero(repeated)))
+    return ~(ids.notna() & ids.duplicated(keep="first"))
+
+
+def _warn_identifier_like(values: pd.Series, file: str, column: str, report):
+    if _is_numeric(values):
+        return
+    n_levels = values.nunique()
+    if n_levels > MANY_LEVELS and n_levels > 0.5 * values.notna().sum():
+        report.add("warning", file, column,
+                   f"covariate '{column}' has {n_levels} different values for {values.notna().sum()} patients; "
+                   f"it looks like an identifier or free text. Leave it out with ColumnMap(covariates=[...])",
+                   count=n_levels)
+
+
+def _warn_missing_group(values: pd.Series, file: str, column: str, report):
+    missing = values.isna()
+    if missing.any():
+        report.add("warning", file, column,
+                   f"{int(missing.sum())} patients have no group; they are left out of per-group metrics",
+                   count=int(missing.sum()), examples=spreadsheet_rows(np.flatnonzero(missing)))
+
+
+def _parse_index_times(raw: pd.Series, file: str, column: str, report) -> pd.Series:
+    times = _to_naive(pd.to_datetime(raw, errors="coerce"))
+    bad = times.isna() & raw.notna()
+    if bad.any():
+        report.add("error", file, column,
+                   f"{int(bad.sum())} index times cannot be read as dates (e.g. {_quoted(raw[bad])}); write them "
+                   f"as 'YYYY-MM-DD HH:MM'", count=int(bad.sum()), examples=spreadsheet_rows(np.flatnonzero(bad)))
+    if raw.isna().any():
+        report.add("warning", file, column,
+                   f"{int(raw.isna().sum())} patients have no index time; their times count from their first event",
+                   count=int(raw.isna().sum()), examples=spreadsheet_rows(np.flatnonzero(raw.isna())))
+    return times
+
+
+def _to_naive(times: pd.Series) -> pd.Series:
+    if isinstance(times.dtype, pd.DatetimeTZDtype):
+        return times.dt.tz_convert(None)
+    return times
+
+
+# ---------------------------------------------------------------------------------------------
+# events table
+
+
+def check_events(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, index_times=None):
+    """Validate the events table. Returns the canonical events (index = 0-based data position) or None."""
+    wanted = {k: getattr(cmap, k) for k in ("patient_id", "time", "variable", "value")}
+    if not check_columns(raw, wanted, file, report) or not check_not_empty(raw, file, report):
+        return None
+    raw = raw.reset_index(drop=True)
+    ids = as_id_strings(raw[cmap.patient_id])
+    keep = _drop_and_report_missing(ids, file, cmap.patient_id, "patient id", report)
+    variables = raw[cmap.variable].astype(str).str.strip().mask(raw[cmap.variable].isna())
+    variables = variables.mask(variables == "")
+    keep &= _drop_and_report_missing(variables, file, cmap.variable, "variable name", report)
+
+    times, is_timestamp = parse_times(raw[cmap.time], file, cmap.time, report)
+    keep &= times.notna()
+    values, readable = parse_values(raw[cmap.value], variables, file, cmap.value, report)
+    keep &= readable
+
+    events = pd.DataFrame({"patient_id": ids, "time": times, "variable": variables, "value": values})[keep]
+    if is_timestamp:
+        events["time"] = hours_since_index(events["patient_id"], events["time"], index_times)
+    elif index_times is not None:
+        report.add("warning", file, cmap.time,
+                   f"times are numbers, so they are read as hours since the index time and the patients "
+                   f"table's index time column '{cmap.index_time}' is not used")
+    events["time"] = events["time"].astype(float)
+    warn_times_outside(events["time"], file, cmap.time, report)
+    return events
+
+
+def parse_times(raw: pd.Series, file: str, column: str, report) -> tuple[pd.Series, bool]:
+    """Numbers (hours) or timestamps; returns (times with NaN/NaT where unreadable, is_timestamp)."""
+    if _is_numeric(raw):
+        times, is_timestamp = raw.astype(float), False
+    elif pd.api.types.is_datetime64_any_dtype(raw):
+        times, is_timestamp = _to_naive(raw), True
+    else:
+        text = raw.astype(str).str.strip().mask(raw.isna())
+        as_number = pd.to_numeric(text, errors="coerce")
+        filled = text.notna() & (text != "")
+        is_timestamp = bool(as_number[filled].notna().mean() < 0.5) if filled.any() else False
+        times = _to_naive(pd.to_datetime(text, errors="coerce")) if is_timestamp else as_number
+    bad = times.isna()
+    if bad.any():
+        shown = raw[bad & raw.notna()]
+        example = f" (e.g. {_quoted(shown.unique())})" if len(shown) else ""
+        how = "dates and times such as '2024-03-01 14:30'" if is_timestamp else "hours as numbers such as 12.5"
+        report.add("error", file, column,
+                   f"{int(bad.sum())} times are empty or cannot be read{example}; write every time as {how}",
+                   count=int(bad.sum()), examples=spreadsheet_rows(np.flatnonzero(bad)))
+    return times, is_timestamp
+
+
+def hours_since_index(patient_ids: pd.Series, stamps: pd.Series, index_times: pd.Series | None) -> pd.Series:
+    """Hours from each patient's index time, or from the patient's first event where there is none."""
+    reference = stamps.groupby(patient_ids).transform("min")
+    if index_times is not None:
+        from_table = patient_ids.map(index_times.dropna()).astype(stamps.dtype)
+        reference = from_table.where(from_table.notna(), reference)
+    return (stamps - reference).dt.total_seconds() / 3600.0
+
+
+def parse_values(raw: pd.Series, variables: pd.Series, file: str, column: str, report):
+    """Values as floats (empty -> NaN: a coded event). Returns (values, rows that are usable)."""
+    if pd.api.types.is_bool_dtype(raw):
+        raw = raw.astype(float)
+    if _is_numeric(raw):
+        values = raw.astype(float)
+        text = pd.Series(False, index=raw.index)
+    else:
+        stripped = raw.astype(str).str.strip().mask(raw.isna())
+        empty = stripped.isna() | (stripped == "")
+        values = pd.to_numeric(stripped.mask(empty), errors="coerce").astype(float)
+        text = ~empty & values.isna()
+        _report_text_values(stripped, text, values, variables, file, column, report)
+    _warn_empty_in_numeric(values, text, variables, file, column, report)
+    return values, ~text
+
+
+def _report_text_values(stripped, text, values, variables, file, column, report):
+    if not text.any():
+        return
+    numbers_per_variable = values.notna().groupby(variables).sum()
+    bad_variables = variables[text].value_counts()
+    for i, (variable, n_text) in enumerate(bad_variables.items()):
+        if i == MAX_PROBLEMS_PER_CHECK:
+            rest = bad_variables.iloc[i:]
+            report.add("error", file, column,
+                       f"{int(rest.sum())} more text values in {len(rest)} more variables "
+                       f"({_quoted(rest.index)}); every value must be a number or empty", count=int(rest.sum()))
+            break
+        rows = text & (variables == variable)
+        examples = _quoted(stripped[rows].unique(), limit=3)
+        n_numbers = int(numbers_per_variable.get(variable, 0))
+        if n_numbers:
+            message = (f"variable '{variable}' mixes numbers ({n_numbers} rows) and text ({n_text} rows, e.g. "
+                       f"{examples}); a variable's values must all be numbers: correct these cells, or empty "
+                       f"them if the value was not measured")
+        else:
+            message = (f"variable '{variable}' has text values ({n_text} rows, e.g. {examples}); DICE needs numbers: "
+                       f"recode them as numbers (e.g. 0/1), or leave the value empty if '{variable}' is a coded "
+                       f"event such as an order")
+        report.add("error", file, column, message, count=n_text,
+                   examples=spreadsheet_rows(np.flatnonzero(rows)))
+
+
+def _warn_empty_in_numeric(values, text, variables, file, column, report):
+    """Empty values of a variable that otherwise holds numbers read as 'not measured': say so."""
+    has_numbers = values.notna().groupby(variables).any()
+    numeric_variable = variables.map(has_numbers).fillna(False).astype(bool)
+    empty = values.isna() & ~text & numeric_variable & variables.notna()
+    if empty.any():
+        per_variable = variables[empty].value_counts()
+        listing = ", ".join(f"{v}: {n}" for v, n in per_variable.head(10).items())
+        report.add("warning", file, column,
+                   f"{int(empty.sum())} rows have an empty value in variables that otherwise hold numbers "
+                   f"({listing}); they are treated as not measured", count=int(empty.sum()),
+                   examples=spreadsheet_rows(np.flatnonzero(empty)))
+
+
+def warn_times_outside(times: pd.Series, file: str, column: str, report):
+    """Negative or infinite times are valid numbers but fall outside every window: say how many."""
+    outside = (times < 0) | ~np.isfinite(times)
+    if outside.any():
+        report.add("warning", file, column,
+                   f"{int(outside.sum())} events have a negative or infinite time (before the index time); "
+                   f"they fall outside the observation window and are dropped when sequences are built",
+                   count=int(outside.sum()), examples=spreadsheet_rows(times.index[outside]))
+
+
+def check_time_window(events: pd.DataFrame, window_hours: float, report: ValidationReport, file: str = "events"):
+    """Warn with the number of events at or after the end of the window (they are dropped at binning)."""
+    late = events["time"] >= window_hours
+    if late.any():
+        report.add("warning", file, "time",
+                   f"{int(late.sum())} events happen at or after {window_hours:g} hours; they are outside the "
+                   f"observation window and are dropped (a longer window_hours keeps them)", count=int(late.sum()))
+
+
+def check_links(events: pd.DataFrame, patients: pd.DataFrame, events_file: str, patients_file: str,
+                report: ValidationReport) -> pd.DataFrame:
+    """Events must belong to known patients (error); patients without events are kept (warning)."""
+    known = events["patient_id"].isin(patients.index)
+    if not known.all():
+        unknown_ids = events.loc[~known, "patient_id"].unique()
+        report.add("error", events_file, "patient_id",
+                   f"{int((~known).sum())} events belong to {len(unknown_ids)} patients that are not in the "
+                   f"{patients_file} (e.g. {_quoted(unknown_ids)}); add these patients to the {patients_file} or "
+                   f"remove their events", count=int((~known).sum()),
+                   examples=spreadsheet_rows(events.index[~known]))
+    silent = ~patients.index.isin(events.loc[known, "patient_id"].unique())
+    if silent.any():
+        report.add("warning", patients_file, None,
+                   f"{int(silent.sum())} patients have no events (e.g. {_quoted(patients.index[silent])}); they "
+                   f"are kept with an empty sequence", count=int(silent.sum()),
+                   examples=list(patients.index[silent][:10]))
+    return events[known]
+
+
+# ---------------------------------------------------------------------------------------------
+# split feasibility
+
+
+def check_split_feasible(n_patients: int, n_positive: int, n_clusters: int = 2,
+                         ratios=(4.0, 1.0, 1.0)) -> None:
+    """Raise ConfigError when a stratified split with these ratios cannot support K clusters.
+
+    Each of train/validation/test needs at least 2 patients of each class (an AUC needs both), and
+    the training split needs at least 5 patients per cluster.
+    """
+    ratios = [float(r) for r in ratios]
+    if len(ratios) != 3 or min(ratios) <= 0:
+        raise ConfigError(f"split ratios {tuple(ratios)} must be three positive numbers (train, val, test)")
+    total = sum(ratios)
+    shown = ":".join(f"{r:g}" for r in ratios)
+    n_negative = n_patients - n_positive
+    smallest = min(ratios) / total
+    for name, n_class in (("with the outcome", n_positive), ("without the outcome", n_negative)):
+        if int(n_class * smallest) < 2:
+            need = int(np.ceil(2 / smallest))
+            raise ConfigError(
+                f"{n_class} patients {name}: a stratified {shown} split needs at least {need} patients {name} "
+                f"(2 in the smallest split); add patients or give the validation and test splits larger ratios")
+    n_train = int(n_patients * ratios[0] / total)
+    if n_train < 5 * n_clusters:
+        raise ConfigError(
+            f"the training split would hold {n_train} of {n_patients} patients, but K={n_clusters} clusters need at "
+            f"least {5 * n_clusters} (5 per cluster); lower K or add patients")
