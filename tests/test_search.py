@@ -1,0 +1,111 @@
+"""Architecture search: records written as each architecture finishes, resume, selection rule,
+successive halving; and the evaluation of DICE against the baselines."""
+import json
+
+import numpy as np
+import pytest
+
+from dice_core.config import DICEConfig, PreprocessConfig, SearchConfig
+from dice_core.data.synthetic import make_synthetic_cohort
+from dice_core.errors import CancelledError, ConfigError
+from dice_core.evaluation import evaluate
+from dice_core.search import read_records, run_search
+from dice_core.search.nas import halving_rungs, selection_key
+
+PRE = PreprocessConfig(window_hours=12, bin_hours=1)
+BASE = DICEConfig(n_iter=3, batch_size=64, device="cpu")
+GRID = SearchConfig(n_clusters=(2, 3), hidden_sizes=(4, 8))
+
+
+@pytest.fixture(scope="module")
+def cohort():
+    return make_synthetic_cohort(n_patients=300, n_subgroups=3, n_steps=12, n_variables=5, seed=2)[0]
+
+
+@pytest.fixture(scope="module")
+def search(cohort, tmp_path_factory):
+    out = tmp_path_factory.mktemp("search")
+    return run_search(cohort, GRID, BASE, PRE, out)
+
+
+def test_every_architecture_has_a_record_and_a_model(search):
+    records = read_records(search.out_dir)
+    assert sorted((r["K"], r["d"]) for r in records) == [(2, 4), (2, 8), (3, 4), (3, 8)]
+    for r in records:
+        assert set(r) >= {"val_auc", "all_significant", "S", "min_p", "smallest_cluster", "seconds"}
+        assert len(r["S"]) == r["K"]
+        assert (search.out_dir / "architectures" / f"K{r['K']}_d{r['d']}_it3" / "model.json").is_file()
+    assert (search.out_dir / "model" / "model.json").is_file()
+
+
+def test_selection_is_best_validation_auc_among_significant(search):
+    records = read_records(search.out_dir)
+    significant = [r for r in records if r["all_significant"]]
+    pool = significant or records
+    best = max(pool, key=lambda r: r["val_auc"])
+    assert (search.selected["K"], search.selected["d"]) == (best["K"], best["d"])
+    assert search.model.config.n_clusters == best["K"]
+
+
+def test_selection_key_puts_significance_first():
+    sig = {"K": 3, "d": 8, "val_auc": 0.70, "all_significant": True}
+    not_sig = {"K": 2, "d": 8, "val_auc": 0.90, "all_significant": False}
+    assert max([not_sig, sig], key=selection_key) is sig
+
+
+def test_interrupted_search_keeps_records_and_resumes(cohort, tmp_path):
+    calls = {"n": 0}
+
+    def stop_after_first_architecture(event=None):
+        return len(read_records(tmp_path)) >= 1
+
+    with pytest.raises(CancelledError):
+        run_search(cohort, GRID, BASE, PRE, tmp_path, should_stop=stop_after_first_architecture)
+    first = read_records(tmp_path)
+    assert len(first) == 1
+    trained = []
+    result = run_search(cohort, GRID, BASE, PRE, tmp_path,
+                        progress=lambda e: trained.append(e["record"]) if "record" in e and e["stage"] == "architecture done" else None)
+    records = read_records(tmp_path)
+    assert len(records) == 4 and records[0] == first[0]  # the first one was not trained again
+    assert len(trained) == 3
+
+
+def test_resuming_with_other_settings_is_refused(cohort, search):
+    with pytest.raises(ConfigError, match="other training settings"):
+        run_search(cohort, GRID, BASE.replace(learning_rate=0.01), PRE, search.out_dir)
+
+
+def test_halving_rungs_end_with_the_full_schedule():
+    rungs = halving_rungs(60, 28)
+    assert rungs == [(6, 28), (20, 10), (60, 4)]
+    assert sum(i * n for i, n in rungs) < 60 * 28 / 2.5
+    assert halving_rungs(60, 2) == [(60, 2)]
+
+
+def test_halving_search_selects_among_survivors(cohort, tmp_path):
+    result = run_search(cohort, SearchConfig((2, 3), (4, 8, 12), "halving"), BASE.replace(n_iter=3), PRE, tmp_path)
+    iters = sorted({r["n_iter"] for r in read_records(tmp_path)})
+    assert iters == [1, 3]
+    assert result.selected["n_iter"] == 3
+
+
+def test_evaluation_tables(search, cohort):
+    result = evaluate(search.model, cohort)
+    names = list(result.clustering["representation"])
+    assert names == ["DICE", "PCA", "AE", "AE + classification"]
+    assert {"silhouette", "calinski_harabasz", "davies_bouldin"} <= set(result.clustering.columns)
+    predictors = list(result.prediction["predictor"])
+    assert "DICE outcome head" in predictors and any("reference" in p for p in predictors)
+    for col in ("auc", "acc", "fpr", "tpr", "fnr", "tnr", "ppv", "npv", "threshold"):
+        assert col in result.prediction.columns
+    assert result.prediction["auc"].between(0, 1).all()
+    g = result.groups
+    assert set(g["predictor"]) == {"cluster membership", "representation"}
+    assert (g.groupby(["representation", "predictor"])["n"].sum() == len(search.model.split_.test)).all()
+    json.dumps(result.to_dict(), default=float)
+
+
+def test_fixed_threshold_is_used(search, cohort):
+    result = evaluate(search.model, cohort, threshold=0.3, baselines=False)
+    assert (result.prediction["threshold"] == 0.3).all()
