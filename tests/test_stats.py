@@ -3,7 +3,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 import warnings
 
 import numpy as np
@@ -59,19 +58,6 @@ def test_fit_logistic_matches_statsmodels():
     np.testing.assert_allclose(fit.bse, reference.bse, rtol=1e-8)
     assert fit.loglik == pytest.approx(reference.llf, rel=1e-12)
     np.testing.assert_allclose(fit.predict_proba(X), reference.predict(X), atol=1e-10)
-
-
-def test_fit_logistic_is_fast():
-    rng = np.random.default_rng(1)
-    X = add_intercept(rng.normal(size=(4000, 9)))
-    y = (rng.random(4000) < 0.3).astype(int)
-    fit_logistic(X, y)
-    timings = []
-    for _ in range(5):
-        start = time.perf_counter()
-        fit_logistic(X, y)
-        timings.append(time.perf_counter() - start)
-    assert np.median(timings) < 0.05  # ~2 ms on an idle core; the bound leaves room for a busy machine
 
 
 def test_add_intercept():
