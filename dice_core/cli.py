@@ -111,7 +111,7 @@ class ProgressBar:
         target = int(1000 * min(max(event.get("fraction", 0.0), 0.0), 1.0))
         if target > self.bar.n:
             self.bar.update(target - self.bar.n)
-        self.bar.set_postfix_str(str(event.get("message") or event.get("stage", ""))[:70], refresh=True)
+        self.bar.set_postfix_str(str(event.get("message") or event.get("stage", ""))[:90], refresh=True)
         if "record" in event:
             r = event["record"]
             self.bar.write(f"  K={r['K']} d={r['d']}: validation AUC {r['val_auc']:.3f}, "

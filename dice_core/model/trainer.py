@@ -273,8 +273,8 @@ class DICETrainer:
             elapsed = time.perf_counter() - start
             self.progress({
                 "stage": "training", "fraction": (it + 1) / cfg.n_iter, "iteration": it + 1,
-                "message": f"iteration {it + 1}/{cfg.n_iter}: validation AUC {val_auc:.3f}, "
-                           f"{'all pairs significant' if sig.all_significant else 'not all pairs significant'}",
+                "message": f"iteration {it + 1}/{cfg.n_iter}, val AUC {val_auc:.3f}, "
+                           f"{'all pairs significant' if sig.all_significant else 'NOT all significant'}",
                 "eta_s": elapsed / (it + 1) * (cfg.n_iter - it - 1),
             })
         chosen = best if best is not None else best_any
