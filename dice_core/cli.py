@@ -79,6 +79,9 @@ def add_training_options(p: argparse.ArgumentParser, search=False):
                    help="weights of the cluster, classifier, outcome and significance terms (default: 0.1 10 1 1)")
     g.add_argument("--alpha", type=float, default=d.alpha, help="significance level of the pairwise tests (default: 0.05)")
     g.add_argument("--masked-reconstruction", action="store_true", help="score only observed entries in the reconstruction")
+    g.add_argument("--early-stopping", action="store_true",
+                   help="stop an architecture once validation AUC and memberships have settled")
+    g.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default: {d.patience})")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
     g.add_argument("--window-hours", type=float, default=pp.window_hours, help=f"window (default: {pp.window_hours:g} h)")
     g.add_argument("--bin-hours", type=float, default=pp.bin_hours, help=f"bin width (default: {pp.bin_hours:g} h)")
@@ -93,7 +96,7 @@ def configs_from_args(args, k=None, d=None):
         lambda_cluster=l1, lambda_classifier=l2, lambda_outcome=l3, lambda_significance=l4, alpha=args.alpha,
         n_pretrain_epochs=args.pretrain_epochs, n_iter=args.n_iter, n_epoch=args.n_epoch,
         batch_size=args.batch_size, learning_rate=args.lr, masked_reconstruction=args.masked_reconstruction,
-        seed=args.seed, device=args.device)
+        seed=args.seed, device=args.device, early_stopping=args.early_stopping, patience=args.patience)
     return config, PreprocessConfig(window_hours=args.window_hours, bin_hours=args.bin_hours)
 
 

@@ -78,6 +78,13 @@ class DICEConfig:
     masked_reconstruction: bool = False  # True: score only observed entries
     seed: int = 0
     device: str = "auto"  # "auto" = CUDA when available, else CPU
+    # Early stopping (off in the paper): stop once a significant iteration exists, validation AUC
+    # has not improved by min_delta for `patience` iterations, and memberships have settled
+    # (fewer than settled_fraction of training patients changed cluster in each of the last 3).
+    early_stopping: bool = False
+    patience: int = 10
+    min_delta: float = 0.002
+    settled_fraction: float = 0.01
 
     def __post_init__(self):
         if not 2 <= self.n_clusters <= 10:
@@ -86,7 +93,7 @@ class DICEConfig:
             raise ConfigError(f"hidden_size d={self.hidden_size} must be between 2 and 512")
         if not 0 < self.alpha < 1:
             raise ConfigError(f"alpha={self.alpha} must be between 0 and 1")
-        for name in ("n_iter", "n_epoch", "batch_size"):
+        for name in ("n_iter", "n_epoch", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
         if self.n_pretrain_epochs < 0:

@@ -139,3 +139,22 @@ def test_too_few_patients_for_k_is_a_clear_error():
 def test_out_of_range_architecture_is_refused(field, value, message):
     with pytest.raises(ConfigError, match=message):
         CONFIG.replace(**{field: value})
+
+
+def test_early_stopping_stops_once_settled(planted):
+    cohort, _ = planted
+    config = CONFIG.replace(n_iter=40, early_stopping=True, patience=3, min_delta=0.5, settled_fraction=1.1)
+    model = DICE(config, PRE).fit(cohort)
+    # with min_delta 0.5 no gain counts and any membership change counts as settled: stop after patience+1
+    assert len(model.history_) == 4
+    assert model.significant_
+
+
+def test_settled_rule():
+    from dice_core.model.trainer import settled
+
+    cfg = CONFIG.replace(patience=2, min_delta=0.01, settled_fraction=0.05)
+    rising = [{"val_auc": a, "membership_change": 0.0} for a in (0.6, 0.7, 0.8, 0.9)]
+    flat = [{"val_auc": a, "membership_change": 0.0} for a in (0.8, 0.805, 0.80, 0.801)]
+    moving = [{"val_auc": a, "membership_change": 0.2} for a in (0.8, 0.805, 0.80, 0.801)]
+    assert not settled(rising, cfg) and settled(flat, cfg) and not settled(moving, cfg)

@@ -78,6 +78,17 @@ def order_by_rate(labels, centroids, y):
     return new_index[labels], centroids[order], order
 
 
+def settled(history: list[dict], cfg: DICEConfig) -> bool:
+    """Early-stopping rule: no validation AUC gain of min_delta in `patience` iterations, and
+    memberships stable (change below settled_fraction) in each of the last three."""
+    if len(history) <= cfg.patience:
+        return False
+    aucs = np.nan_to_num([h["val_auc"] for h in history], nan=-1.0)
+    no_gain = aucs[-cfg.patience:].max() <= aucs[:-cfg.patience].max() + cfg.min_delta
+    stable = all(h["membership_change"] < cfg.settled_fraction for h in history[-3:])
+    return bool(no_gain and stable)
+
+
 class DICETrainer:
     """Trains one DICENetwork. `progress(dict)` reports; `should_stop()` cancels between batches."""
 
@@ -242,6 +253,7 @@ class DICETrainer:
         net.permute_clusters(order)
         history, best, best_any = [], None, None
         for it in range(cfg.n_iter):
+            previous_labels = labels
             t0 = time.perf_counter()
             self.refit_heads(net, z, labels, train)
             losses = self.joint_epochs(net, train, labels, centroids, opt)
@@ -260,6 +272,7 @@ class DICETrainer:
             record = {
                 "iteration": it + 1, "val_auc": float(val_auc), "all_significant": bool(sig.all_significant),
                 "min_G": float(sig.min_G), "max_p": float(sig.max_p),
+                "membership_change": float(np.mean(labels != previous_labels)),
                 "smallest_cluster": int(np.bincount(labels, minlength=cfg.n_clusters).min()),
                 "seconds_epoch": t1 - t0, "seconds_embed": t2 - t1, "seconds_kmeans": t3 - t2,
                 "seconds_validation": t4 - t3, "seconds_exact_test": t5 - t4, **losses,
@@ -277,6 +290,10 @@ class DICETrainer:
                            f"{'all pairs significant' if sig.all_significant else 'NOT all significant'}",
                 "eta_s": elapsed / (it + 1) * (cfg.n_iter - it - 1),
             })
+            if cfg.early_stopping and best is not None and settled(history, cfg):
+                self.progress({"stage": "training", "fraction": 1.0, "iteration": it + 1,
+                               "message": f"stopped early at iteration {it + 1}: AUC and memberships settled"})
+                break
         chosen = best if best is not None else best_any
         val_auc, (state, centroids, labels, sig, best_it) = chosen
         return TrainingResult(
