@@ -37,6 +37,11 @@ def spreadsheet_rows(positions) -> list[int]:
     return [int(p) + 2 for p in positions]
 
 
+def count_of(n, noun: str) -> str:
+    """'1 row', '3 rows'."""
+    return f"{int(n)} {noun}{'' if int(n) == 1 else 's'}"
+
+
 def _quoted(values, limit=5) -> str:
     values = list(values)
     text = ", ".join(repr(str(v)) for v in values[:limit])
@@ -89,7 +94,7 @@ def _drop_and_report_missing(values: pd.Series, file: str, column: str, what: st
     missing = values.isna()
     if missing.any():
         report.add("error", file, column,
-                   f"{int(missing.sum())} rows have an empty {what}; fill them in or delete these rows",
+                   f"{count_of(missing.sum(), 'row')} with an empty {what}: fill them in or delete these rows",
                    count=int(missing.sum()), examples=spreadsheet_rows(np.flatnonzero(missing)))
     return ~missing
 
@@ -103,7 +108,8 @@ def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, repor
     present = raw.notna() & (raw.astype(str).str.strip() != "")
     if (~present).any():
         report.add("error", file, column,
-                   f"{int((~present).sum())} patients have no outcome; fill in the outcome or remove these patients",
+                   f"{count_of((~present).sum(), 'patient')} without an outcome: fill in the outcome or remove "
+                   f"these patients",
                    count=int((~present).sum()), examples=spreadsheet_rows(np.flatnonzero(~present)))
     labels = _label_strings(raw)
     levels = sorted(labels[present].unique().tolist())
@@ -219,7 +225,7 @@ def _check_duplicate_ids(ids: pd.Series, file: str, column: str, report) -> pd.S
     if repeated.any():
         dup_ids = ids[repeated].unique()
         report.add("error", file, column,
-                   f"{len(dup_ids)} patient ids appear more than once (e.g. {_quoted(dup_ids)}); each patient "
+                   f"{count_of(len(dup_ids), 'patient id')} appearing more than once (e.g. {_quoted(dup_ids)}); each patient "
                    f"needs exactly one row: remove or merge the duplicate rows",
                    count=len(dup_ids), examples=spreadsheet_rows(np.flatnonzero(repeated)))
     return ~(ids.notna() & ids.duplicated(keep="first"))
@@ -240,7 +246,7 @@ def _warn_missing_group(values: pd.Series, file: str, column: str, report):
     missing = values.isna()
     if missing.any():
         report.add("warning", file, column,
-                   f"{int(missing.sum())} patients have no group; they are left out of per-group metrics",
+                   f"{count_of(missing.sum(), 'patient')} without a group: left out of per-group metrics",
                    count=int(missing.sum()), examples=spreadsheet_rows(np.flatnonzero(missing)))
 
 
@@ -249,11 +255,12 @@ def _parse_index_times(raw: pd.Series, file: str, column: str, report) -> pd.Ser
     bad = times.isna() & raw.notna()
     if bad.any():
         report.add("error", file, column,
-                   f"{int(bad.sum())} index times cannot be read as dates (e.g. {_quoted(raw[bad])}); write them "
+                   f"{count_of(bad.sum(), 'index time')} not readable as dates (e.g. {_quoted(raw[bad])}); write them "
                    f"as 'YYYY-MM-DD HH:MM'", count=int(bad.sum()), examples=spreadsheet_rows(np.flatnonzero(bad)))
     if raw.isna().any():
         report.add("warning", file, column,
-                   f"{int(raw.isna().sum())} patients have no index time; their times count from their first event",
+                   f"{count_of(raw.isna().sum(), 'patient')} without an index time: their times count from their "
+                   f"first event",
                    count=int(raw.isna().sum()), examples=spreadsheet_rows(np.flatnonzero(raw.isna())))
     return times
 
@@ -315,7 +322,7 @@ def parse_times(raw: pd.Series, file: str, column: str, report) -> tuple[pd.Seri
         example = f" (e.g. {_quoted(shown.unique())})" if len(shown) else ""
         how = "dates and times such as '2024-03-01 14:30'" if is_timestamp else "hours as numbers such as 12.5"
         report.add("error", file, column,
-                   f"{int(bad.sum())} times are empty or cannot be read{example}; write every time as {how}",
+                   f"{count_of(bad.sum(), 'time')} empty or unreadable{example}: write every time as {how}",
                    count=int(bad.sum()), examples=spreadsheet_rows(np.flatnonzero(bad)))
     return times, is_timestamp
 
@@ -362,11 +369,13 @@ def _report_text_values(stripped, text, values, variables, file, column, report)
         examples = _quoted(stripped[rows].unique(), limit=3)
         n_numbers = int(numbers_per_variable.get(variable, 0))
         if n_numbers:
-            message = (f"variable '{variable}' mixes numbers ({n_numbers} rows) and text ({n_text} rows, e.g. "
+            message = (f"variable '{variable}' mixes numbers ({count_of(n_numbers, 'row')}) and text "
+                       f"({count_of(n_text, 'row')}, e.g. "
                        f"{examples}); a variable's values must all be numbers: correct these cells, or empty "
                        f"them if the value was not measured")
         else:
-            message = (f"variable '{variable}' has text values ({n_text} rows, e.g. {examples}); DICE needs numbers: "
+            message = (f"variable '{variable}' has text values ({count_of(n_text, 'row')}, e.g. {examples}); DICE "
+                       f"needs numbers: "
                        f"recode them as numbers (e.g. 0/1), or leave the value empty if '{variable}' is a coded "
                        f"event such as an order")
         report.add("error", file, column, message, count=n_text,
@@ -382,8 +391,8 @@ def _warn_empty_in_numeric(values, text, variables, file, column, report):
         per_variable = variables[empty].value_counts()
         listing = ", ".join(f"{v}: {n}" for v, n in per_variable.head(10).items())
         report.add("warning", file, column,
-                   f"{int(empty.sum())} rows have an empty value in variables that otherwise hold numbers "
-                   f"({listing}); they are treated as not measured", count=int(empty.sum()),
+                   f"{count_of(empty.sum(), 'row')} with an empty value in variables that otherwise hold numbers "
+                   f"({listing}): treated as not measured", count=int(empty.sum()),
                    examples=spreadsheet_rows(np.flatnonzero(empty)))
 
 
@@ -392,7 +401,7 @@ def warn_times_outside(times: pd.Series, file: str, column: str, report):
     outside = (times < 0) | ~np.isfinite(times)
     if outside.any():
         report.add("warning", file, column,
-                   f"{int(outside.sum())} events have a negative or infinite time (before the index time); "
+                   f"{count_of(outside.sum(), 'event')} with a negative or infinite time (before the index time): "
                    f"they fall outside the observation window and are dropped when sequences are built",
                    count=int(outside.sum()), examples=spreadsheet_rows(times.index[outside]))
 
@@ -402,8 +411,8 @@ def check_time_window(events: pd.DataFrame, window_hours: float, report: Validat
     late = events["time"] >= window_hours
     if late.any():
         report.add("warning", file, "time",
-                   f"{int(late.sum())} events happen at or after {window_hours:g} hours; they are outside the "
-                   f"observation window and are dropped (a longer window_hours keeps them)", count=int(late.sum()))
+                   f"{count_of(late.sum(), 'event')} at or after {window_hours:g} hours: outside the observation "
+                   f"window, so dropped (a longer window_hours keeps them)", count=int(late.sum()))
 
 
 def check_links(events: pd.DataFrame, patients: pd.DataFrame, events_file: str, patients_file: str,
@@ -413,15 +422,15 @@ def check_links(events: pd.DataFrame, patients: pd.DataFrame, events_file: str, 
     if not known.all():
         unknown_ids = events.loc[~known, "patient_id"].unique()
         report.add("error", events_file, "patient_id",
-                   f"{int((~known).sum())} events belong to {len(unknown_ids)} patients that are not in the "
-                   f"{patients_file} (e.g. {_quoted(unknown_ids)}); add these patients to the {patients_file} or "
+                   f"{count_of((~known).sum(), 'event')} of {count_of(len(unknown_ids), 'patient')} not in the "
+                   f"{patients_file} (e.g. {_quoted(unknown_ids)}): add these patients to the {patients_file} or "
                    f"remove their events", count=int((~known).sum()),
                    examples=spreadsheet_rows(events.index[~known]))
     silent = ~patients.index.isin(events.loc[known, "patient_id"].unique())
     if silent.any():
         report.add("warning", patients_file, None,
-                   f"{int(silent.sum())} patients have no events (e.g. {_quoted(patients.index[silent])}); they "
-                   f"are kept with an empty sequence", count=int(silent.sum()),
+                   f"{count_of(silent.sum(), 'patient')} without events (e.g. {_quoted(patients.index[silent])}): "
+                   f"kept with an empty sequence", count=int(silent.sum()),
                    examples=list(patients.index[silent][:10]))
     return events[known]
 

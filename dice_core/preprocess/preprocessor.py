@@ -204,7 +204,9 @@ class Preprocessor:
         return np.minimum(steps, self.config.n_steps - 1)  # a window that is not a whole number of bins
 
     def _feature_codes(self, events: pd.DataFrame) -> np.ndarray:
-        return pd.Categorical(events["variable"], categories=self.variables_).codes.astype(np.int64)
+        codes, names = pd.factorize(events["variable"])  # few distinct names: look each up once
+        lookup = np.append(pd.Index(self.variables_).get_indexer(names), -1)  # -1: unknown (or missing)
+        return lookup[codes].astype(np.int64)
 
     def _cells(self, events: pd.DataFrame, patient_ids: pd.Index):
         """(row, step, feature, value) arrays of the events that fall in the window, known on both axes."""
