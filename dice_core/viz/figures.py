@@ -165,7 +165,9 @@ def pvalue_heatmap(p_values, alpha: float = 0.05, title: str = "Pairwise likelih
             else:
                 sig = p[i, j] < alpha
                 state[i, j] = 1 if sig else 2
-                text[i, j] = f"p = {_fmt_p(p[i, j])}" + ("" if sig else "<br><b>not significant</b>")
+                value = _fmt_p(p[i, j])
+                text[i, j] = ("p " + value if value.startswith("<") else f"p = {value}") + \
+                    ("" if sig else "<br><b>not significant</b>")
     scale = [[0, "#eeeeee"], [0.33, "#eeeeee"], [0.34, "#aed6f1"], [0.66, "#aed6f1"], [0.67, "#f5b7b1"],
              [1, "#f5b7b1"]]
     fig = go.Figure(go.Heatmap(z=state, x=labels, y=labels, text=text, texttemplate="%{text}",
@@ -287,8 +289,8 @@ def trajectory_figure(trajectories: pd.DataFrame, K: int, patient: pd.DataFrame 
                               row=r, col=c)
                 patient_in_legend = True
     fig.update_xaxes(title_text="hours", row=rows)
-    fig.update_layout(template=TEMPLATE, height=260 * rows + 80, title=title,
-                      legend=dict(orientation="h", y=-0.08 if rows > 1 else -0.2))
+    fig.update_layout(template=TEMPLATE, height=260 * rows + 120, title=title, margin=dict(t=110),
+                      legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0))
     return fig
 
 

@@ -1,0 +1,173 @@
+"""Streamlit helpers shared by the pages: error handling, figures and tables with downloads,
+and the session's current cohort, job and model."""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import jobs
+
+log = logging.getLogger("dice_studio.dashboard")
+REPO_ROOT = jobs.REPO_ROOT
+DEMO_DIR = REPO_ROOT / "assets" / "demo"
+DEMO_NAME = "Demo cohort (synthetic)"
+GENERIC_ERROR = ("Something went wrong on this page. Your data and saved models are not affected. "
+                 "Try again; if it happens again, the details are in the server log.")
+
+
+def setup_logging():
+    if not logging.getLogger("dice_studio").handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(levelname)s %(message)s"))
+        logging.getLogger("dice_studio").addHandler(handler)
+        logging.getLogger("dice_studio").setLevel(logging.INFO)
+
+
+def guard(body):
+    """Run a page body: a DiceError shows its message, anything else a plain sentence (details to
+    the log). Streamlit's own control flow (st.rerun, st.stop) passes through untouched."""
+    from dice_core.errors import DiceError
+
+    try:
+        body()
+    except DiceError as exc:
+        st.error(str(exc))
+    except Exception:
+        log.exception("page error")
+        st.error(GENERIC_ERROR)
+
+
+# -- figures and tables ---------------------------------------------------------------------
+def figure_config(filename: str) -> dict:
+    """Plotly modebar: the camera button saves PNG or SVG (chosen in the sidebar); no plotly logo."""
+    fmt = st.session_state.get("figure_format", "png")
+    return {"displaylogo": False,
+            "toImageButtonOptions": {"format": fmt, "filename": slug(filename), "scale": 2 if fmt == "png" else 1}}
+
+
+def show_figure(fig, name: str, key: str | None = None, **kwargs):
+    """A plotly figure with its download (camera icon, top right)."""
+    return st.plotly_chart(fig, config=figure_config(name), key=key or f"fig-{slug(name)}", **kwargs)
+
+
+def show_table(frame: pd.DataFrame, name: str, key: str | None = None, height: int | str = "auto",
+               column_config: dict | None = None, hide_index: bool = True):
+    """A table with a 'Download CSV' button under it."""
+    st.dataframe(frame, hide_index=hide_index, height=height, column_config=column_config, width="stretch")
+    st.download_button("Download CSV", frame.to_csv(index=not hide_index).encode(), file_name=f"{slug(name)}.csv",
+                       mime="text/csv", key=key or f"csv-{slug(name)}", icon=":material/download:")
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", str(text)).strip("-").lower() or "download"
+
+
+def pct(x, digits: int = 0) -> str:
+    try:
+        return f"{float(x):.{digits}%}"
+    except (TypeError, ValueError):
+        return "n/a"
+
+
+# -- the session's cohort ---------------------------------------------------------------------
+@st.cache_resource(show_spinner="Loading the demo cohort…")
+def demo_cohort():
+    """The bundled synthetic cohort (assets/demo), read once per server."""
+    from dice_core.config import ColumnMap
+    from dice_core.data.io import load_cohort
+
+    return load_cohort(DEMO_DIR / "events.csv.gz", DEMO_DIR / "patients.csv",
+                       ColumnMap(covariates=("age", "sex"), group="race"))
+
+
+def set_cohort(cohort, name: str):
+    st.session_state["cohort"] = cohort
+    st.session_state["cohort_name"] = name
+
+
+def current_cohort():
+    """(cohort, name); the demo cohort until the user loads another."""
+    if "cohort" not in st.session_state:
+        set_cohort(demo_cohort(), DEMO_NAME)
+    return st.session_state["cohort"], st.session_state["cohort_name"]
+
+
+# -- the session's job and model ----------------------------------------------------------------
+def current_job() -> jobs.Job | None:
+    """The job this tab follows: the URL's ?job=, else this session's, else the newest on disk.
+
+    The URL keeps it across a browser refresh; the runs folder lets a second tab find it."""
+    job_id = st.query_params.get("job") or st.session_state.get("job_id")
+    job = jobs.find_job(job_id)
+    if job is None:
+        all_jobs = jobs.list_jobs()
+        active = [j for j in all_jobs if j.active]
+        job = (active or all_jobs or [None])[0]
+    if job is not None:
+        follow_job(job)
+    return job
+
+
+def follow_job(job: jobs.Job):
+    st.session_state["job_id"] = job.id
+    if st.query_params.get("job") != job.id:
+        st.query_params["job"] = job.id
+
+
+def job_picker(label: str = "Training run", only=None, key: str = "job_picker") -> jobs.Job | None:
+    """Select box over the runs on disk (newest first), showing the job this tab follows."""
+    all_jobs = [j for j in jobs.list_jobs() if only is None or only(j)]
+    if not all_jobs:
+        return None
+    current = current_job()
+    ids = [j.id for j in all_jobs]
+    st.session_state[key] = current.id if current is not None and current.id in ids else ids[0]
+    labels = {j.id: j.label() for j in all_jobs}
+
+    def changed():
+        follow_job(jobs.Job(jobs.runs_dir() / st.session_state[key]))
+
+    chosen = st.selectbox(label, ids, format_func=lambda i: labels.get(i, i), key=key, on_change=changed)
+    return jobs.Job(jobs.runs_dir() / chosen)
+
+
+def models_dir() -> Path:
+    """Where named models are saved: $DICE_MODELS_DIR, else models/ in the project folder."""
+    path = Path(os.environ.get("DICE_MODELS_DIR", REPO_ROOT / "models"))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@st.cache_resource(max_entries=8, show_spinner="Loading the model…")
+def _load_model(path: str, stamp: float):
+    from dice_core.modelfile import load_model
+
+    return load_model(path)
+
+
+def load_model_cached(path) -> object:
+    """A model directory loaded once per change of its files."""
+    path = Path(path)
+    stamp = max((p.stat().st_mtime for p in path.iterdir()), default=0.0) if path.is_dir() else 0.0
+    return _load_model(str(path), stamp)
+
+
+def sidebar():
+    """What this tab is working on, and the figure download format."""
+    with st.sidebar:
+        st.caption("WORKING ON")
+        cohort, name = current_cohort()
+        st.markdown(f"**Cohort:** {name}  \n{cohort.n_patients:,} patients, outcome rate "
+                    f"{pct(cohort.patients['outcome'].mean())}")
+        job = jobs.find_job(st.session_state.get("job_id") or st.query_params.get("job"))
+        if job is not None:
+            st.markdown(f"**Training run:** {job.status().get('state', '?')}  \n`{job.id}`")
+        st.divider()
+        st.radio("Figure downloads (camera icon on each figure)", ["png", "svg"], key="figure_format",
+                 horizontal=True, format_func=str.upper)
+        st.caption("Everything stays on this computer: no data is sent anywhere.")
