@@ -94,52 +94,57 @@ class Preprocessor:
         if len(unknown):
             raise CohortError(f"{len(unknown)} training patient ids are not in the cohort (e.g. "
                               f"{list(unknown[:5])}); split the same cohort that is being fitted")
-        events = self._in_window(cohort.events)
-        events = events[events["patient_id"].isin(train_ids)]
-        if events.empty:
+        events = cohort.events
+        rows = _lookup(events["patient_id"], train_ids)
+        time = events["time"].to_numpy(dtype=float)
+        value = events["value"].to_numpy(dtype=float)
+        variable, names = pd.factorize(events["variable"])
+        used = (rows >= 0) & self._in_window(time) & (variable >= 0)
+        if not used.any():
             raise CohortError(f"the training patients have no events within the first "
                               f"{self.config.window_hours:g} hours; check the times (hours since the index "
                               f"time) or set a longer window_hours")
-        numeric = events["value"].notna().groupby(events["variable"]).any()
-        self.variables_ = sorted(numeric.index.tolist())
+        seen = np.bincount(variable[used], minlength=len(names)) > 0
+        has_values = np.bincount(variable[used & ~np.isnan(value)], minlength=len(names)) > 0
+        numeric = dict(zip(names[seen].astype(str), has_values[seen]))
+        self.variables_ = sorted(numeric)
         self.kinds_ = [NUMERIC if numeric[v] else CODED for v in self.variables_]
-        self.means_, self.stds_ = self._feature_statistics(events, len(train_ids))
-        self.ranges_ = self._value_ranges(events)
+        cells = self._cells(events, train_ids, rows)
+        self.means_, self.stds_ = self._feature_statistics(cells, len(train_ids))
+        self.ranges_ = self._value_ranges(cells)
         self.covariates_ = _fit_covariates(cohort.patients.loc[train_ids], cohort.covariates)
         self.group_ = cohort.group
         return self
 
-    def _feature_statistics(self, events: pd.DataFrame, n_patients: int):
+    def _feature_statistics(self, cells, n_patients: int):
         """Per feature: numeric -> mean/std of observed step means; coded -> of counts over all steps."""
-        T, F = self.config.n_steps, len(self.variables_)
-        patient = pd.factorize(events["patient_id"])[0].astype(np.int64)
-        feature = self._feature_codes(events)
-        cell = (patient * T + self._steps(events["time"].to_numpy(dtype=float))) * F + feature
-        value = events["value"].to_numpy(dtype=float)
-        observed = ~np.isnan(value)  # only numeric variables have values
-        step_means = pd.Series(value[observed]).groupby(cell[observed]).mean()
-        coded = np.array([k == CODED for k in self.kinds_])[feature]
-        step_counts = pd.Series(cell[coded]).value_counts()
-        # numeric: moments over observed steps; coded: over all n_patients * T steps (zeros included)
-        n = np.bincount(step_means.index.to_numpy() % F, minlength=F).astype(float)
-        n[np.array([k == CODED for k in self.kinds_])] = n_patients * T
-        sums = np.zeros(F)
-        squares = np.zeros(F)
-        for per_cell in (step_means, step_counts.astype(float)):
-            f = per_cell.index.to_numpy() % F
-            sums += np.bincount(f, weights=per_cell.to_numpy(), minlength=F)
-            squares += np.bincount(f, weights=per_cell.to_numpy() ** 2, minlength=F)
-        means = sums / n
-        variances = squares / n - means ** 2
+        F = len(self.variables_)
+        coded = np.array([k == CODED for k in self.kinds_])
+        n, sums, squares = np.zeros(F), np.zeros(F), np.zeros(F)
+        for _, _, x, observed in self._binned_chunks(cells, n_patients):
+            x = np.where(observed | coded, x, 0.0)  # numeric: observed steps only; coded: every step
+            n += (observed | coded).sum(axis=(0, 1))
+            sums += x.sum(axis=(0, 1))
+            squares += (x ** 2).sum(axis=(0, 1))
+        means = sums / np.maximum(n, 1)
+        variances = squares / np.maximum(n, 1) - means ** 2
         stds = np.where(variances > 1e-12, np.sqrt(np.maximum(variances, 0)), 1.0)  # constant: unscaled
         return means, stds
 
-    def _value_ranges(self, events: pd.DataFrame) -> dict:
+    def _value_ranges(self, cells) -> dict:
         """Training 1st/99th percentile, min and max of the raw values of each numeric variable."""
-        values = events.dropna(subset=["value"]).groupby("variable")["value"]
-        table = pd.DataFrame({"p01": values.quantile(0.01), "p99": values.quantile(0.99),
-                              "min": values.min(), "max": values.max()})
-        return {str(v): [float(x) for x in row] for v, row in table.iterrows()}
+        _, _, features, values = cells
+        measured = ~np.isnan(values)
+        features, values = features[measured], values[measured]
+        order = np.argsort(features, kind="stable")
+        bounds = np.searchsorted(features[order], np.arange(len(self.variables_) + 1))
+        ranges = {}
+        for f, name in enumerate(self.variables_):
+            v = values[order[bounds[f]:bounds[f + 1]]]
+            if len(v):
+                p01, p99 = np.percentile(v, [1, 99])
+                ranges[name] = [float(p01), float(p99), float(v.min()), float(v.max())]
+        return ranges
 
     # ----------------------------------------------------------------------------- transform
 
@@ -148,18 +153,14 @@ class Preprocessor:
         self._check_fitted()
         ids = cohort.patients.index.astype(str)
         P, T, F = len(ids), self.config.n_steps, len(self.variables_)
-        rows, steps, features, values = self._cells(cohort.events, ids)
         X = np.zeros((P, T, 2 * F if self.config.mask_as_input else F), dtype=np.float32)
         mask = np.zeros((P, T, F), dtype=bool)
-        order = None if np.all(rows[1:] >= rows[:-1]) else np.argsort(rows, kind="stable")
-        sorted_rows = rows if order is None else rows[order]
-        chunk = max(1, CELLS_PER_CHUNK // (T * F))
-        starts = np.arange(0, P, chunk)
-        bounds = np.searchsorted(sorted_rows, np.append(starts, P))
-        for i, p0 in enumerate(starts):
-            p1 = min(p0 + chunk, P)
-            take = slice(bounds[i], bounds[i + 1]) if order is None else order[bounds[i]:bounds[i + 1]]
-            x, observed = self._bin_chunk(rows[take] - p0, steps[take], features[take], values[take], p1 - p0)
+        for p0, p1, x, observed in self._binned_chunks(self._cells(cohort.events, ids), P):
+            for t in range(1, T):  # carry forward, vectorised over patients and features (coded: no gaps)
+                np.copyto(x[:, t], x[:, t - 1], where=np.isnan(x[:, t]))
+            x -= self.means_
+            x /= self.stds_
+            x[np.isnan(x)] = 0.0  # before the first value: the training mean
             X[p0:p1, :, :F] = x
             mask[p0:p1] = observed
             if self.config.mask_as_input:
@@ -175,48 +176,47 @@ class Preprocessor:
     def fit_transform(self, cohort, train_ids) -> PreparedData:
         return self.fit(cohort, train_ids).transform(cohort)
 
-    def _bin_chunk(self, rows, steps, features, values, n_patients):
-        """Standardised (n,T,F) float32 values and the (n,T,F) observed mask for one chunk of patients."""
+    def _binned_chunks(self, cells, n_patients: int):
+        """Yield (p0, p1, x, observed) for chunks of patients: x (n,T,F) float64 is the step mean of a
+        numeric variable (NaN where unobserved) or the event count of a coded one; observed is bool."""
+        rows, steps, features, values = cells
         T, F = self.config.n_steps, len(self.variables_)
-        coded = np.array([k == CODED for k in self.kinds_])
-        cell = (rows * T + steps) * F + features
-        counted = coded[features] | ~np.isnan(values)  # a numeric variable's empty value is not a measurement
-        size = n_patients * T * F
-        counts = np.bincount(cell[counted], minlength=size).reshape(n_patients, T, F)
-        sums = np.bincount(cell[counted], weights=np.nan_to_num(values[counted]), minlength=size)
-        observed = counts > 0
-        with np.errstate(invalid="ignore", divide="ignore"):
-            x = np.where(observed, sums.reshape(n_patients, T, F) / counts, np.nan)
-        x[:, :, coded] = counts[:, :, coded]
-        for t in range(1, T):  # carry forward, vectorised over patients and features
-            np.copyto(x[:, t], x[:, t - 1], where=np.isnan(x[:, t]))
-        x = (x - self.means_) / self.stds_
-        return np.nan_to_num(x, nan=0.0).astype(np.float32), observed  # before any value: training mean
+        coded = np.array([k == CODED for k in self.kinds_], dtype=bool)
+        chunk = max(1, CELLS_PER_CHUNK // (T * F))
+        order = None if np.all(rows[1:] >= rows[:-1]) else np.argsort(rows, kind="stable")
+        starts = np.arange(0, n_patients, chunk)
+        bounds = np.searchsorted(rows if order is None else rows[order], np.append(starts, n_patients))
+        for i, p0 in enumerate(starts):
+            p1 = min(p0 + chunk, n_patients)
+            take = slice(bounds[i], bounds[i + 1]) if order is None else order[bounds[i]:bounds[i + 1]]
+            r, f, v = rows[take] - p0, features[take], values[take]
+            cell = (r.astype(np.int64) * T + steps[take]) * F + f
+            counted = coded[f] | ~np.isnan(v)  # a numeric variable's empty value is not a measurement
+            size = (p1 - p0) * T * F
+            counts = np.bincount(cell[counted], minlength=size).reshape(p1 - p0, T, F)
+            sums = np.bincount(cell[counted], weights=np.nan_to_num(v[counted]), minlength=size)
+            observed = counts > 0
+            with np.errstate(invalid="ignore", divide="ignore"):
+                x = np.where(observed, sums.reshape(p1 - p0, T, F) / counts, np.nan)
+            x[:, :, coded] = counts[:, :, coded]
+            yield p0, p1, x, observed
 
     # ------------------------------------------------------------------------------ helpers
 
-    def _in_window(self, events: pd.DataFrame) -> pd.DataFrame:
-        time = events["time"]
-        return events[(time >= 0) & (time < self.config.window_hours)]
+    def _in_window(self, time: np.ndarray) -> np.ndarray:
+        return (time >= 0) & (time < self.config.window_hours)
 
-    def _steps(self, time: np.ndarray) -> np.ndarray:
-        steps = np.floor(time / self.config.bin_hours).astype(np.int64)
-        return np.minimum(steps, self.config.n_steps - 1)  # a window that is not a whole number of bins
+    def _cells(self, events: pd.DataFrame, patient_ids, rows=None):
+        """(row, step, feature, value) arrays of the events in the window, of known patients and variables.
 
-    def _feature_codes(self, events: pd.DataFrame) -> np.ndarray:
-        codes, names = pd.factorize(events["variable"])  # few distinct names: look each up once
-        lookup = np.append(pd.Index(self.variables_).get_indexer(names), -1)  # -1: unknown (or missing)
-        return lookup[codes].astype(np.int64)
-
-    def _cells(self, events: pd.DataFrame, patient_ids: pd.Index):
-        """(row, step, feature, value) arrays of the events that fall in the window, known on both axes."""
-        events = self._in_window(events)
-        rows = pd.Index(patient_ids).get_indexer(events["patient_id"].astype(str))
-        features = self._feature_codes(events)
-        keep = (rows >= 0) & (features >= 0)
-        steps = self._steps(events["time"].to_numpy(dtype=float)[keep])
-        return (rows[keep].astype(np.int64), steps, features[keep],
-                events["value"].to_numpy(dtype=float)[keep])
+        rows: each event's position in patient_ids, when the caller has it already."""
+        time = events["time"].to_numpy(dtype=float)
+        rows = _lookup(events["patient_id"], patient_ids) if rows is None else rows
+        features = _lookup(events["variable"], self.variables_)
+        keep = np.flatnonzero((rows >= 0) & (features >= 0) & self._in_window(time))
+        steps = np.minimum(np.floor(time[keep] / self.config.bin_hours).astype(np.int32),
+                           self.config.n_steps - 1)  # a window that is not a whole number of bins
+        return rows[keep], steps, features[keep], events["value"].to_numpy(dtype=float)[keep]
 
     def _check_fitted(self):
         if not hasattr(self, "variables_"):
@@ -232,16 +232,19 @@ class Preprocessor:
     def out_of_range(self, cohort) -> pd.DataFrame:
         """Values in the window far outside the training values (beyond min/max by half the p1-p99 span)."""
         self._check_fitted()
-        events = self._in_window(cohort.events)
-        events = events[events["variable"].isin(list(self.ranges_))].dropna(subset=["value"])
-        ranges = pd.DataFrame.from_dict(self.ranges_, orient="index", columns=["p01", "p99", "min", "max"])
-        bounds = ranges.reindex(events["variable"].to_numpy())
-        margin = FAR_OUTSIDE * (bounds["p99"] - bounds["p01"]).to_numpy()
-        value = events["value"].to_numpy()
-        far = (value < bounds["min"].to_numpy() - margin) | (value > bounds["max"].to_numpy() + margin)
+        events = cohort.events
+        names = list(self.ranges_)
+        ranges = np.array([self.ranges_[n] for n in names]).reshape(-1, 4)
+        p01, p99, low, high = (np.append(ranges[:, i], np.nan) for i in range(4))  # last: not a numeric variable
+        which = _lookup(events["variable"], names)
+        value = events["value"].to_numpy(dtype=float)
+        margin = FAR_OUTSIDE * (p99 - p01)[which]
+        with np.errstate(invalid="ignore"):
+            far = (value < low[which] - margin) | (value > high[which] + margin)
+        far &= self._in_window(events["time"].to_numpy(dtype=float))
         out = events.loc[far, ["patient_id", "time", "variable", "value"]].reset_index(drop=True)
-        out["training_min"] = bounds["min"].to_numpy()[far]
-        out["training_max"] = bounds["max"].to_numpy()[far]
+        out["training_min"] = low[which][far]
+        out["training_max"] = high[which][far]
         return out
 
     # -------------------------------------------------------------------------- persistence
@@ -271,6 +274,13 @@ class Preprocessor:
         self.covariates_ = [dict(c) for c in data["covariates"]]
         self.group_ = data["group"]
         return self
+
+
+def _lookup(values: pd.Series, known) -> np.ndarray:
+    """Position of each value in `known` (int32; -1 where unknown or missing), hashing each distinct value once."""
+    codes, distinct = pd.factorize(values)
+    positions = np.append(pd.Index(known).get_indexer(distinct.astype(str)), -1)
+    return positions[codes].astype(np.int32)
 
 
 # ---------------------------------------------------------------------------------- covariates
