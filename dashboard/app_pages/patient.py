@@ -1,2 +1,261 @@
+"""Patient page: the risk level of one patient (from the cohort, an uploaded file or typed values),
+how clearly they belong to it, where they sit among the training patients, and their values
+against their risk level's mean trajectories."""
+import numpy as np
+import pandas as pd
 import streamlit as st
-st.title("patient")
+
+from dashboard import jobs, modelstore, ui
+from dashboard.runview import SELECTED, RunView
+from dice_core.viz import figures as F
+
+INPUTS = ["A patient of the cohort", "Upload one patient's events", "Type a few values"]
+NEW_ID = "new-patient"
+
+
+def choose_model():
+    """(model, RunView or None, label): a run's model or a saved one."""
+    saved = modelstore.list_models()
+    runs = [j for j in jobs.list_jobs() if (j.model_dir / "model.json").is_file()]
+    choice = st.session_state.get("patient_model")
+    options = []
+    if runs:
+        options.append("The latest training run")
+    if saved:
+        options.append("A saved model")
+    if not options:
+        return None, None, ""
+    if st.session_state.get("patient_model_kind") not in options:
+        wants_saved = choice and choice.get("kind") == "saved" and len(options) > 1
+        st.session_state["patient_model_kind"] = options[1 if wants_saved else 0]
+    kind = st.radio("Model", options, horizontal=True, key="patient_model_kind")
+    if kind == "A saved model":
+        names = [m["name"] for m in saved]
+        if st.session_state.get("patient_saved") not in names:
+            preselect = choice.get("name") if choice and choice.get("kind") == "saved" else None
+            st.session_state["patient_saved"] = preselect if preselect in names else names[0]
+        name = st.selectbox("Saved model", names, key="patient_saved")
+        info = modelstore.model_info(name)
+        model = ui.load_model_cached(modelstore.model_path(name))
+        job = jobs.find_job(info.get("job"))
+        view = RunView(job, info.get("analysis", SELECTED)) if job is not None else None
+        if view is not None and not view.prepared:
+            view = None
+        return model, view, f"saved model '{name}'"
+    job = ui.job_picker("Training run", only=lambda j: (j.model_dir / "model.json").is_file(), key="patient_job")
+    view = RunView(job, SELECTED)
+    return view.model, (view if view.prepared else None), f"the selected model of run {job.id}"
+
+
+def covariate_inputs(model, key: str) -> dict:
+    """One input per covariate the model adjusts for (defaults: training mean / most frequent value)."""
+    values = {}
+    specs = model.preprocessor_.covariates_
+    if not specs:
+        return values
+    st.markdown("**Covariates**")
+    cols = st.columns(min(4, len(specs)))
+    for i, spec in enumerate(specs):
+        where = cols[i % len(cols)]
+        if spec["kind"] == "categorical":
+            options = [spec["reference"], *spec["levels"]]
+            values[spec["name"]] = where.selectbox(spec["name"], options, key=f"{key}-{spec['name']}")
+        else:
+            values[spec["name"]] = where.number_input(spec["name"], value=round(float(spec["mean"]), 1),
+                                                      key=f"{key}-{spec['name']}")
+    return values
+
+
+def one_patient_cohort(events: pd.DataFrame, covariates: dict, model):
+    """A cohort of one new patient, checked like any uploaded table (times, values, variables)."""
+    from dice_core.config import ColumnMap
+    from dice_core.data.cohort import Cohort, ValidationReport
+    from dice_core.data.validate import check_events
+    from dice_core.errors import CohortError
+
+    report = ValidationReport()
+    raw = events.copy()
+    raw["patient_id"] = NEW_ID
+    table = check_events(raw, ColumnMap(), "the patient's events", report, None)
+    if report.errors or table is None:
+        raise CohortError("The patient's events cannot be used:\n" + "\n".join("- " + p.describe()
+                                                                                for p in report.errors))
+    if table.empty:
+        raise CohortError("No usable value: add at least one measurement (hours, variable, value).")
+    patients = pd.DataFrame([covariates], index=pd.Index([NEW_ID], name="patient_id"))
+    names = [s["name"] for s in model.preprocessor_.covariates_]
+    return Cohort(table, patients, covariates=names, group=None, source="entered on the Patient page",
+                  report=report)
+
+
+def uploaded_patient(model):
+    from dice_core.data.cohort import ValidationReport
+    from dice_core.data.io import read_table
+
+    from dashboard import columns as colguess
+
+    st.caption("A CSV or Parquet file with one row per measurement: hours since admission, variable name and "
+               "value (a patient id column is allowed and ignored).")
+    upload = st.file_uploader("The patient's events", type=["csv", "gz", "parquet", "pq"], key="patient_upload")
+    covariates = covariate_inputs(model, "upload")
+    if upload is None:
+        return None
+    report = ValidationReport()
+    frame, _ = read_table(upload, upload.name, "patient_id", report)
+    if frame is None:
+        st.error("\n".join(p.describe() for p in report.errors))
+        return None
+    guess = colguess.guess_event_columns(frame)
+    if frame.shape[1] == 3 and guess["value"] is None:  # time, variable, value without an id
+        guess = dict(zip(["time", "variable", "value"], frame.columns))
+    missing = [role for role in ("time", "variable", "value") if not guess.get(role)]
+    if missing:
+        st.error(f"The file needs columns for {', '.join(missing)} (e.g. time, variable, value).")
+        return None
+    events = frame.rename(columns={guess["time"]: "time", guess["variable"]: "variable", guess["value"]: "value"})
+    return one_patient_cohort(events[["time", "variable", "value"]], covariates, model)
+
+
+def typed_patient(model):
+    pre = model.preprocessor_
+    numeric = [v for v, k in zip(pre.variables_, pre.kinds_) if k == "numeric"]
+    st.caption("Type measurements (hours since admission, variable, value); add rows with the + below the table. "
+               f"The model knows these variables: {', '.join(pre.variables_)}.")
+    if "typed_rows" not in st.session_state:
+        means = dict(zip(pre.variables_, pre.means_))
+        st.session_state["typed_rows"] = pd.DataFrame({
+            "hours": [0.0, 0.0, 6.0], "variable": (numeric * 3)[:3],
+            "value": [round(float(means[v]), 2) for v in (numeric * 3)[:3]]})
+    rows = st.data_editor(st.session_state["typed_rows"], num_rows="dynamic", key="typed_editor", width="stretch",
+                          column_config={"hours": st.column_config.NumberColumn("hours since admission", min_value=0.0),
+                                         "variable": st.column_config.SelectboxColumn("variable",
+                                                                                      options=list(pre.variables_)),
+                                         "value": st.column_config.NumberColumn("value")})
+    covariates = covariate_inputs(model, "typed")
+    if not st.button("Score this patient", type="primary", key="score_typed"):
+        return st.session_state.get("typed_cohort")
+    events = rows.dropna(subset=["variable"]).rename(columns={"hours": "time"})
+    cohort = one_patient_cohort(events[["time", "variable", "value"]], covariates, model)
+    st.session_state["typed_cohort"] = cohort
+    return cohort
+
+
+def cohort_patient(view: RunView | None):
+    if view is not None:
+        cohort = view.cohort
+        scores = view.scores
+        labels = dict(zip(scores["patient_id"], scores["split"]))
+        order = sorted(labels, key=lambda p: ({"test": 0, "val": 1, "train": 2}.get(labels[p], 3), p))
+        fmt = lambda p: f"{p} ({ {'test': 'test', 'val': 'validation', 'train': 'training'}.get(labels[p], '') } patient)"  # noqa: E731
+    else:
+        cohort, _ = ui.current_cohort()
+        order = cohort.patients.index.tolist()
+        fmt = str
+    patient_id = st.selectbox("Patient", order, format_func=fmt, key="patient_pick",
+                              help="Test patients first: the model did not see them in training.")
+    return cohort.subset([patient_id])
+
+
+def membership_sentence(memberships: np.ndarray, K: int) -> str:
+    order = np.argsort(memberships)[::-1]
+    top, second = order[0], order[1] if K > 1 else order[0]
+    if memberships[top] >= 0.8:
+        return f"Clearly belongs to **{F.risk_label(top, K).lower()}** ({memberships[top]:.0%} membership)."
+    return (f"Between **{F.risk_label(top, K).lower()}** ({memberships[top]:.0%}) and "
+            f"**{F.risk_label(second, K).lower()}** ({memberships[second]:.0%}): interpret with care.")
+
+
+def show_result(model, view: RunView | None, cohort, in_map: bool):
+    from dice_core.scoring import score_patients
+    from dice_core.viz import profiles as P
+    from dice_core.viz.embedding import place_near
+
+    K = model.config.n_clusters
+    warnings = model.input_warnings(cohort)
+    if len(warnings):
+        st.warning(f"{len(warnings)} input(s) outside what the model saw in training: unknown variables are "
+                   "ignored, values far outside the training range make the result less reliable.")
+        ui.show_table(warnings, "input-warnings", key="csv-input-warnings")
+    row = score_patients(model, cohort).iloc[0]
+    cluster = int(row["cluster"])
+    memberships = np.array([row[f"membership_{k}"] for k in range(K)])
+    distances = np.array([row[f"distance_{k}"] for k in range(K)])
+    c = st.columns(3)
+    c[0].metric("Risk level (1 = highest risk)", f"{cluster + 1} of {K}", help=F.risk_label(cluster, K))
+    c[1].metric("Outcome rate of this risk level (training)", ui.pct(row["cluster_outcome_rate"]))
+    c[2].metric("Predicted probability of the outcome", ui.pct(row["probability"]))
+    st.markdown(membership_sentence(memberships, K))
+    left, right = st.columns([1, 1])
+    with left:
+        ui.show_figure(F.membership_figure(memberships, K), "membership", key="fig-membership")
+        ui.show_table(pd.DataFrame({"Risk level": [F.risk_label(k, K) for k in range(K)],
+                                    "Membership": memberships, "Distance to the level's centre": distances}),
+                      "membership-and-distances", key="csv-membership",
+                      column_config={"Membership": st.column_config.NumberColumn(format="percent"),
+                                     "Distance to the level's centre": st.column_config.NumberColumn(format="%.3f")})
+    with right:
+        if view is None or view.map() is None:
+            st.info("The map of training patients is available for models trained in this DICE Studio whose "
+                    "run folder is still here.")
+        else:
+            frame_map = view.map()
+            pid = str(cohort.patients.index[0])
+            if in_map and pid in set(frame_map["patient_id"]):
+                marked = frame_map[frame_map["patient_id"] == pid][["x", "y"]].assign(label=pid)
+            else:
+                from dashboard import store
+
+                scores = view.scores
+                Z_ref = store.read_representation(view.folder)
+                train = (scores["split"] == "train").to_numpy()
+                xy = frame_map.set_index("patient_id").loc[scores["patient_id"][train], ["x", "y"]].to_numpy()
+                point = place_near(model.transform(cohort), Z_ref[train], xy)
+                marked = pd.DataFrame({"x": point[:, 0], "y": point[:, 1], "label": ["this patient"]})
+            fig = view.map_figure(frame_map, "Risk level", "train", title="This patient among the training patients")
+            fig.add_scatter(x=marked["x"], y=marked["y"], mode="markers+text", text=marked["label"],
+                            textposition="top center", name="this patient",
+                            marker=dict(size=20, symbol="star", color="black", line=dict(color="white", width=1.5)))
+            fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.08, x=0), height=560)
+            ui.show_figure(fig, "patient-on-map", key="fig-patient-map")
+    st.subheader("The patient's values against their risk level's mean")
+    if view is None:
+        st.info("Risk-level trajectories need the training patients of a run in this DICE Studio.")
+        return
+    pre = model.preprocess
+    measured = [v for v in cohort.events.dropna(subset=["value"])["variable"].unique() if v in model.preprocessor_.variables_]
+    top = view.top_variables(top=12)["variable"].tolist()
+    ranked = [v for v in top if v in measured] + [v for v in measured if v not in top]
+    chosen = st.multiselect("Variables", ranked, default=ranked[:6], key="patient_vars")
+    if chosen:
+        trajectories = view.trajectories(chosen)
+        all_levels = st.toggle("Show every risk level", key="patient_all_levels")
+        if not all_levels:
+            trajectories = trajectories[trajectories["cluster"] == cluster]
+        patient = P.binned_values(cohort.events, chosen, pre.bin_hours, pre.window_hours)
+        fig = F.trajectory_figure(trajectories, K, patient=patient,
+                                  title=f"This patient (black) against {'each risk level' if all_levels else F.risk_label(cluster, K).lower()}")
+        ui.show_figure(fig, "patient-trajectories", key="fig-patient-traj")
+
+
+def main():
+    st.title("Patient")
+    st.write("See the risk level of one patient: one from the cohort, one from a file, or one you type in.")
+    model, view, label = choose_model()
+    if model is None:
+        st.info("Train a model first (**Train** page), or upload a saved model on the **Models** page.")
+        return
+    st.caption(f"Using {label}: K={model.config.n_clusters}, d={model.config.hidden_size}.")
+    source = st.radio("Patient", INPUTS, horizontal=True, key="patient_source")
+    if source == INPUTS[0]:
+        cohort, in_map = cohort_patient(view), True
+    elif source == INPUTS[1]:
+        cohort, in_map = uploaded_patient(model), False
+    else:
+        cohort, in_map = typed_patient(model), False
+    if cohort is None:
+        return
+    st.divider()
+    show_result(model, view, cohort, in_map)
+
+
+ui.guard(main)
