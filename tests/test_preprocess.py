@@ -127,12 +127,20 @@ def test_statistics_ignore_non_training_patients():
 
 def test_covariate_encoding(fitted):
     data = fitted.transform(tiny_cohort())
-    assert data.covariate_names == ["age", "age_missing", "sex=m"]  # sex: f and m tie; reference f (by name)
+    assert data.covariate_names == ["age_missing", "sex=m"]  # sex: f and m tie; reference f (by name)
     assert data.V.dtype == np.float32
-    # training ages: 70 and missing -> mean 70, std 0 (left unscaled); missing -> the mean plus an indicator
-    assert data.V[:, 0].tolist() == [0.0, 0.0, -30.0]
+    # training ages: 70 and missing -> one value, so only whether age is missing can inform
+    assert data.V[:, 0].tolist() == [0.0, 1.0, 0.0]
+    assert data.V[:, 1].tolist() == [0.0, 1.0, 1.0]
+
+
+def test_numeric_covariate_with_missing_values_gets_an_indicator():
+    cohort = tiny_cohort()
+    cohort.patients["age"] = [70.0, np.nan, 50.0]
+    data = Preprocessor(CONFIG).fit_transform(cohort, ["a", "b", "c"])
+    assert data.covariate_names == ["age", "age_missing", "sex=f"]  # m is the most frequent sex
+    assert data.V[:, 0].tolist() == [1.0, 0.0, -1.0]  # mean 60, std 10; missing -> the mean
     assert data.V[:, 1].tolist() == [0.0, 1.0, 0.0]
-    assert data.V[:, 2].tolist() == [0.0, 1.0, 1.0]
 
 
 def test_covariate_reference_is_the_most_frequent_level_and_unseen_is_zero():

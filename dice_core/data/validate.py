@@ -52,8 +52,8 @@ def _is_numeric(series: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
 
 
-def as_id_strings(series: pd.Series) -> pd.Series:
-    """Patient ids as stripped strings; 17.0 (a float column) becomes '17'; missing stays NaN."""
+def as_text(series: pd.Series) -> pd.Series:
+    """Ids, variable names, group labels as stripped strings; 17.0 (a float column) reads '17'; empty -> NaN."""
     if pd.api.types.is_float_dtype(series):
         whole = series.dropna()
         if len(whole) and (whole == np.floor(whole)).all():
@@ -195,7 +195,7 @@ def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport)
     if not ok or not check_not_empty(raw, file, report):
         return None
     raw = raw.reset_index(drop=True)
-    ids = as_id_strings(raw[cmap.patient_id])
+    ids = as_text(raw[cmap.patient_id])
     keep = _drop_and_report_missing(ids, file, cmap.patient_id, "patient id", report)
     keep &= _check_duplicate_ids(ids, file, cmap.patient_id, report)
 
@@ -208,8 +208,7 @@ def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport)
         table[name] = encode_covariate(raw[name])
         _warn_identifier_like(table[name], file, name, report)
     if cmap.group:
-        group = raw[cmap.group]
-        table[cmap.group] = group.astype(str).str.strip().mask(group.isna())
+        table[cmap.group] = as_text(raw[cmap.group])
         _warn_missing_group(table[cmap.group], file, cmap.group, report)
     index_times = None
     if cmap.index_time:
@@ -225,8 +224,8 @@ def _check_duplicate_ids(ids: pd.Series, file: str, column: str, report) -> pd.S
     if repeated.any():
         dup_ids = ids[repeated].unique()
         report.add("error", file, column,
-                   f"{count_of(len(dup_ids), 'patient id')} appearing more than once (e.g. {_quoted(dup_ids)}); each patient "
-                   f"needs exactly one row: remove or merge the duplicate rows",
+                   f"{count_of(len(dup_ids), 'patient id')} appearing more than once (e.g. {_quoted(dup_ids)}); "
+                   f"each patient needs exactly one row: remove or merge the duplicate rows",
                    count=len(dup_ids), examples=spreadsheet_rows(np.flatnonzero(repeated)))
     return ~(ids.notna() & ids.duplicated(keep="first"))
 
@@ -281,10 +280,9 @@ def check_events(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, i
     if not check_columns(raw, wanted, file, report) or not check_not_empty(raw, file, report):
         return None
     raw = raw.reset_index(drop=True)
-    ids = as_id_strings(raw[cmap.patient_id])
+    ids = as_text(raw[cmap.patient_id])
     keep = _drop_and_report_missing(ids, file, cmap.patient_id, "patient id", report)
-    variables = raw[cmap.variable].astype(str).str.strip().mask(raw[cmap.variable].isna())
-    variables = variables.mask(variables == "")
+    variables = as_text(raw[cmap.variable])
     keep &= _drop_and_report_missing(variables, file, cmap.variable, "variable name", report)
 
     times, is_timestamp = parse_times(raw[cmap.time], file, cmap.time, report)

@@ -23,9 +23,11 @@ import numpy as np
 import pandas as pd
 
 from ..config import PreprocessConfig
+from ..data.validate import as_text
 from ..errors import CohortError, ConfigError
 
 NUMERIC, CODED = "numeric", "coded"
+MISSING_ONLY = "missing indicator"  # a numeric covariate with a single training value: only its missingness
 CELLS_PER_CHUNK = 1 << 22  # patients x steps x features handled at once (bounds temporary memory)
 FAR_OUTSIDE = 0.5  # out_of_range: beyond min/max by more than this share of the 1st-99th percentile span
 FORMAT = "dice-preprocessor"
@@ -89,6 +91,7 @@ class Preprocessor:
     # ----------------------------------------------------------------------------------- fit
 
     def fit(self, cohort, train_ids) -> "Preprocessor":
+        """Learn variables, kinds, standardisation, covariate encoding and value ranges from train_ids."""
         train_ids = pd.Index([str(p) for p in train_ids])
         unknown = train_ids.difference(cohort.patients.index)
         if len(unknown):
@@ -297,12 +300,14 @@ def _fit_covariates(patients: pd.DataFrame, names) -> list[dict]:
                 continue  # never observed in training: nothing to learn
             std = float(values.std(ddof=0))
             missing_indicator = bool(values.isna().any())
-            if std < 1e-12 and not missing_indicator:
-                continue  # constant: collinear with the intercept
-            specs.append({"name": str(name), "kind": NUMERIC, "mean": float(values.mean()),
-                          "std": std if std > 1e-12 else 1.0, "missing_indicator": missing_indicator})
+            if std < 1e-12:  # one value: only whether it is missing can inform (else collinear with the intercept)
+                if missing_indicator:
+                    specs.append({"name": str(name), "kind": MISSING_ONLY})
+                continue
+            specs.append({"name": str(name), "kind": NUMERIC, "mean": float(values.mean()), "std": std,
+                          "missing_indicator": missing_indicator})
         else:
-            counts = _category_strings(column).value_counts()
+            counts = as_text(column).value_counts()
             if len(counts) < 2:
                 continue
             reference = sorted(counts.index[counts == counts.max()])[0]  # most frequent, ties by name
@@ -318,27 +323,19 @@ def _encode_covariates(patients: pd.DataFrame, specs: list[dict]) -> tuple[np.nd
         if name not in patients:
             raise CohortError(f"covariate column '{name}' is missing from the patients table; the model was "
                               f"fitted with it")
-        if spec["kind"] == NUMERIC:
+        if spec["kind"] in (NUMERIC, MISSING_ONLY):
             values = pd.to_numeric(patients[name], errors="coerce").to_numpy(dtype=float)
             missing = np.isnan(values)
-            columns.append(np.where(missing, 0.0, (values - spec["mean"]) / spec["std"]))
-            names.append(name)
-            if spec["missing_indicator"]:
+            if spec["kind"] == NUMERIC:
+                columns.append(np.where(missing, 0.0, (values - spec["mean"]) / spec["std"]))
+                names.append(name)
+            if spec["kind"] == MISSING_ONLY or spec["missing_indicator"]:
                 columns.append(missing.astype(float))
                 names.append(f"{name}_missing")
         else:
-            labels = _category_strings(patients[name]).to_numpy()
+            labels = as_text(patients[name]).to_numpy()
             for level in spec["levels"]:  # unseen or missing level -> all zeros (the reference)
                 columns.append((labels == level).astype(float))
                 names.append(f"{name}={level}")
     V = np.column_stack(columns).astype(np.float32) if columns else np.zeros((len(patients), 0), np.float32)
     return V, names
-
-
-def _category_strings(column: pd.Series) -> pd.Series:
-    """Category labels as strings; 1.0 reads '1' so numbers coded as floats match the training levels."""
-    def as_text(v):
-        if isinstance(v, float) and v.is_integer():
-            return str(int(v))
-        return str(v).strip()
-    return column.dropna().map(as_text).reindex(column.index)
