@@ -382,9 +382,10 @@ def _report_text_values(stripped, text, values, variables, file, column, report)
 
 def _warn_empty_in_numeric(values, text, variables, file, column, report):
     """Empty values of a variable that otherwise holds numbers read as 'not measured': say so."""
-    has_numbers = values.notna().groupby(variables).any()
-    numeric_variable = variables.map(has_numbers).fillna(False).astype(bool)
-    empty = values.isna() & ~text & numeric_variable & variables.notna()
+    empty = values.isna() & ~text & variables.notna()
+    if empty.any():
+        has_numbers = values.notna().groupby(variables).any()
+        empty &= variables.isin(has_numbers.index[has_numbers])  # coded variables are empty by design
     if empty.any():
         per_variable = variables[empty].value_counts()
         listing = ", ".join(f"{v}: {n}" for v, n in per_variable.head(10).items())
