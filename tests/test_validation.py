@@ -166,7 +166,8 @@ def test_events_for_unknown_patients():
 def test_patients_without_events_are_kept_with_a_warning():
     report = problems(pt=pd.concat([patients(), pd.DataFrame({"patient_id": ["d"], "outcome": [1], "age": [1]})]))
     problem = only(report, "warning")
-    assert "1 patient without events (e.g. 'd'): kept" in problem.message
+    assert "1 patient without events (examples are patient ids): kept" in problem.message
+    assert problem.examples == ["d"]
     assert report.errors == []
 
 

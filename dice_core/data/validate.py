@@ -428,8 +428,8 @@ def check_links(events: pd.DataFrame, patients: pd.DataFrame, events_file: str, 
     silent = ~patients.index.isin(events.loc[known, "patient_id"].unique())
     if silent.any():
         report.add("warning", patients_file, None,
-                   f"{count_of(silent.sum(), 'patient')} without events (e.g. {_quoted(patients.index[silent])}): "
-                   f"kept with an empty sequence", count=int(silent.sum()),
+                   f"{count_of(silent.sum(), 'patient')} without events (examples are patient ids): kept with an "
+                   f"empty sequence", count=int(silent.sum()),
                    examples=list(patients.index[silent][:10]))
     return events[known]
 
