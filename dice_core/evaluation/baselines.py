@@ -93,7 +93,7 @@ def _autoencoder(data, train_rows, val_rows, d, n_epochs, with_classifier, confi
             best_score, best_state = score, copy.deepcopy(ae.state_dict())
     ae.load_state_dict(best_state)
     with torch.no_grad():
-        z = torch.cat([ae.encode(x[i:i + 4096]) for i in range(0, len(x), 4096)]).cpu().numpy()
+        z = torch.cat([ae.encode(x[i:i + 512]) for i in range(0, len(x), 512)]).cpu().numpy()
     return z
 
 

@@ -77,7 +77,7 @@ class DICE:
         return X if isinstance(X, PreparedData) else self.preprocessor_.transform(X)
 
     @torch.no_grad()
-    def _forward(self, data: PreparedData, batch=4096):
+    def _forward(self, data: PreparedData, batch=512):
         """Representation, soft memberships and outcome probability, batch by batch on the CPU."""
         zs, cs, ps = [], [], []
         x_all = torch.from_numpy(np.ascontiguousarray(data.X, dtype=np.float32))

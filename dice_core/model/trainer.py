@@ -116,14 +116,14 @@ class DICETrainer:
         return err.mean()
 
     @torch.no_grad()
-    def embed(self, net, data: Tensors, batch=4096):
+    def embed(self, net, data: Tensors, batch=512):
         net.eval()
         z = torch.cat([net.encode(data.x[i:i + batch]) for i in range(0, len(data), batch)])
         net.train()
         return z
 
     @torch.no_grad()
-    def predict_outcome(self, net, data: Tensors, batch=4096):
+    def predict_outcome(self, net, data: Tensors, batch=512):
         net.eval()
         p = torch.cat([net.outcome_probability(data.x[i:i + batch], data.v[i:i + batch])
                        for i in range(0, len(data), batch)])
