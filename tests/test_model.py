@@ -129,7 +129,7 @@ def test_archive_with_a_pickle_is_refused(tmp_path):
 
 def test_too_few_patients_for_k_is_a_clear_error():
     cohort, _ = make_synthetic_cohort(n_patients=40, n_subgroups=2, n_steps=6, n_variables=3, seed=0)
-    with pytest.raises(ConfigError, match="too few"):
+    with pytest.raises(ConfigError, match="K=8 clusters need"):
         DICE(CONFIG.replace(n_clusters=8), PreprocessConfig(window_hours=6)).fit(cohort)
 
 

@@ -7,6 +7,7 @@ import torch
 
 from .. import __version__
 from ..config import DICEConfig, PreprocessConfig
+from ..data.validate import check_split_feasible
 from ..errors import ConfigError
 from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.split import stratified_split
@@ -36,6 +37,8 @@ class DICE:
 
     # -- fitting ---------------------------------------------------------------------------
     def fit(self, cohort, split=None, progress=None, should_stop=None, init_autoencoder=None):
+        check_split_feasible(cohort.n_patients, int(cohort.y.sum()), self.config.n_clusters,
+                             self.preprocess.split_ratios)
         if split is None:
             split = stratified_split(cohort.patients.index.to_numpy(), cohort.y, seed=self.config.seed,
                                      ratios=self.preprocess.split_ratios)

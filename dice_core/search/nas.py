@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import DICEConfig, PreprocessConfig, SearchConfig
+from ..data.validate import check_split_feasible
 from ..errors import ConfigError
 from ..model.dice import DICE, rows_of
 from ..model.trainer import DICETrainer, Tensors
@@ -164,6 +165,7 @@ def run_search(cohort, search: SearchConfig = SearchConfig(), base: DICEConfig =
     grid = [(k, d) for k in search.n_clusters for d in search.hidden_sizes]
     for k, _ in grid:
         base.replace(n_clusters=k)  # validates K
+    check_split_feasible(cohort.n_patients, int(cohort.y.sum()), max(search.n_clusters), preprocess.split_ratios)
     settings = json.loads(json.dumps({"base": base.to_dict(), "preprocess": preprocess.to_dict()}))
     settings_file = out_dir / "search.json"
     if settings_file.is_file() and read_records(out_dir):
