@@ -221,3 +221,39 @@ class RunView:
             "Mean in this level": table["cluster_mean"], "Mean in the others": table["others_mean"],
             "Standardised difference": table["smd"],
         })
+
+
+def build_report(view: RunView, prediction: pd.DataFrame | None = None) -> bytes:
+    """The whole run as one self-contained HTML file (figures interactive, no internet needed)."""
+    from dice_core.viz.report import ReportSection, build_html_report
+
+    model, cohort, spec = view.model, view.cohort, view.job.spec
+    sig = model.significance_
+    summary = (f"Cohort: {spec.get('cohort_name')} ({cohort.n_patients:,} patients, outcome rate "
+               f"{ui.pct(cohort.patients['outcome'].mean())}). Model: {view.title}; validation AUC "
+               f"{model.val_auc_:.3f}; every pair of risk levels differs significantly: "
+               f"{'yes' if sig.all_significant else 'no'} (α = {sig.alpha:g}).")
+    sections = [ReportSection("Summary", [summary]),
+                ReportSection("Architecture search", [view.search_figure(), pd.DataFrame(view.job.records())
+                               .drop(columns=["S", "cluster_sizes", "cluster_rates"], errors="ignore")])]
+    frame_map = view.map()
+    if frame_map is not None:
+        sections.append(ReportSection("Patient map", [view.map_figure(frame_map, "Risk level", "all")]))
+    sections.append(ReportSection("Significance", [view.significance_figure(False), view.significance_figure(True)]))
+    sections.append(ReportSection("Risk levels", [view.risk_table(), view.rate_figure(), view.forest_figure()]))
+    top = view.top_variables(top=6)
+    profile_items = [view.signatures()]
+    if not top.empty:
+        profile_items.append(F.trajectory_figure(view.trajectories(top["variable"].tolist()), view.K))
+    sections.append(ReportSection("Cluster profiles", profile_items))
+    if view.name == SELECTED and view.result_table("clustering") is not None:
+        sections.append(ReportSection("DICE against the baselines (test patients)", [
+            "Clustering quality (paper Table 1):", view.result_table("clustering"),
+            "Outcome prediction at thresholds chosen on the validation patients (paper Table 2):",
+            prediction if prediction is not None else view.result_table("prediction")]))
+        groups = view.result_table("group_auc")
+        if groups is not None and not groups.empty:
+            sections.append(ReportSection("AUC within groups", [groups]))
+    html = build_html_report(f"DICE Studio report: {spec.get('cohort_name', '')}", sections,
+                             subtitle=f"Run {view.job.id}.")
+    return html.encode("utf-8")

@@ -56,7 +56,7 @@ def run_training(job: Job):
                   message="reading the cohort", fraction=status.status.get("fraction", 0.0), error=None)
     should_stop = lambda: (job.folder / "STOP").exists()  # noqa: E731
     post = spec.get("evaluate", True) or spec.get("build_maps", True)
-    share = SEARCH_SHARE if post else 1.0
+    share = SEARCH_SHARE if post else 0.95
     try:
         cohort = read_cohort(job.cohort_dir)
         search = SearchConfig.from_dict(spec["search"])
@@ -70,17 +70,21 @@ def run_training(job: Job):
 
         result = run_search(cohort, search, base, preprocess, job.search_dir, progress=progress,
                             should_stop=should_stop, resume=True)
+        # scores first (seconds): the Results page opens while baselines and maps are still being made
+        status.update(force=True, stage="scoring the patients", fraction=share, eta_s=None, architecture="",
+                      message="risk level and probability of every patient")
+        prepare_model(job, "model", result.model, cohort, build_map=False)
+        evaluation = None
         if spec.get("evaluate", True):
-            status.update(force=True, stage="comparing with the baselines", fraction=share, eta_s=None,
+            status.update(force=True, stage="comparing with the baselines", fraction=share,
                           message="training PCA, AE and AE + classification on the same split")
             evaluation = evaluate_selected(job, result.model, cohort, should_stop, status, share)
-        else:
-            evaluation = None
-        status.update(force=True, stage="preparing the maps", fraction=0.95 if post else 1.0, eta_s=None,
-                      message="placing patients on a 2-D map (UMAP); the first map takes about half a minute")
-        prepare_model(job, "model", result.model, cohort, build_map=spec.get("build_maps", True))
-        if evaluation is not None and spec.get("build_maps", True):
-            prepare_baselines(job, evaluation, result.model)
+        if spec.get("build_maps", True):
+            status.update(force=True, stage="preparing the maps", fraction=0.95 if post else 1.0,
+                          message="placing patients on a 2-D map (UMAP); the first map takes about half a minute")
+            build_model_map(job, "model", result.model)
+            if evaluation is not None:
+                prepare_baselines(job, evaluation, result.model)
         status.update(force=True, state="finished", stage="done", fraction=1.0, eta_s=0.0, finished=time.time(),
                       message=f"selected K={result.selected['K']}, d={result.selected['d']}")
     except CancelledError:
@@ -137,22 +141,31 @@ def split_labels(model, patient_ids) -> np.ndarray:
 
 
 def prepare_model(job: Job, name: str, model, cohort, build_map: bool = True):
-    """Scores, representation and (optionally) the UMAP map of every patient of the job's cohort."""
+    """Scores and representation (and optionally the UMAP map) of every patient of the job's cohort."""
     from dice_core.scoring import score_patients
-    from dice_core.viz.embedding import build_map, save_map
 
     data = model.prepare(cohort)
     scores = score_patients(model, data)
     scores.insert(1, "split", split_labels(model, scores["patient_id"]))
     scores.insert(2, "outcome", cohort.patients["outcome"].reindex(scores["patient_id"]).to_numpy())
     Z = model.transform(data)
-    folder = analysis_dir(job.folder, name)
-    write_analysis(folder, scores, Z, {"name": name, "K": model.config.n_clusters, "d": model.config.hidden_size,
-                                       "kind": "DICE"})
+    write_analysis(analysis_dir(job.folder, name), scores, Z,
+                   {"name": name, "K": model.config.n_clusters, "d": model.config.hidden_size, "kind": "DICE"})
     if build_map:
-        started = time.time()
-        frame = build_map(Z, scores["patient_id"], scores["split"], seed=model.config.seed)
-        save_map(frame, folder / "map.csv", {"seconds": time.time() - started})
+        build_model_map(job, name, model)
+
+
+def build_model_map(job: Job, name: str, model):
+    """UMAP of the saved representation: fitted on the training patients, the others placed on it."""
+    from dice_core.viz.embedding import build_map, save_map
+
+    from dashboard.store import read_representation, read_scores
+
+    folder = analysis_dir(job.folder, name)
+    scores = read_scores(folder)
+    started = time.time()
+    frame = build_map(read_representation(folder), scores["patient_id"], scores["split"], seed=model.config.seed)
+    save_map(frame, folder / "map.csv", {"seconds": time.time() - started})
 
 
 def prepare_baselines(job: Job, evaluation, model):

@@ -5,7 +5,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import jobs, store, ui
-from dashboard.runview import SELECTED, RunView, architecture_name
+from dashboard.runview import SELECTED, RunView, architecture_name, build_report
 from dice_core.viz import figures as F
 
 TABS = ["Search", "Patient map", "Significance", "Risk levels", "Cluster profiles", "DICE vs baselines",
@@ -341,43 +341,6 @@ def tab_fairness(view: RunView):
     ui.show_figure(F.calibration_figure(y, probabilities), "calibration", key="fig-calibration")
 
 
-# -- report -------------------------------------------------------------------------------------------
-def build_report(view: RunView) -> bytes:
-    """The whole run as one self-contained HTML file (figures interactive, no internet needed)."""
-    from dice_core.viz.report import ReportSection, build_html_report
-
-    model, cohort, spec = view.model, view.cohort, view.job.spec
-    sig = model.significance_
-    summary = (f"Cohort: {spec.get('cohort_name')} ({cohort.n_patients:,} patients, outcome rate "
-               f"{ui.pct(cohort.patients['outcome'].mean())}). Model: {view.title}; validation AUC "
-               f"{model.val_auc_:.3f}; every pair of risk levels differs significantly: "
-               f"{'yes' if sig.all_significant else 'no'} (α = {sig.alpha:g}).")
-    sections = [ReportSection("Summary", [summary]),
-                ReportSection("Architecture search", [view.search_figure(), pd.DataFrame(view.job.records())
-                               .drop(columns=["S", "cluster_sizes", "cluster_rates"], errors="ignore")])]
-    frame_map = view.map()
-    if frame_map is not None:
-        sections.append(ReportSection("Patient map", [view.map_figure(frame_map, "Risk level", "all")]))
-    sections.append(ReportSection("Significance", [view.significance_figure(False), view.significance_figure(True)]))
-    sections.append(ReportSection("Risk levels", [view.risk_table(), view.rate_figure(), view.forest_figure()]))
-    top = view.top_variables(top=6)
-    profile_items = [view.signatures()]
-    if not top.empty:
-        profile_items.append(F.trajectory_figure(view.trajectories(top["variable"].tolist()), view.K))
-    sections.append(ReportSection("Cluster profiles", profile_items))
-    if view.name == SELECTED and view.result_table("clustering") is not None:
-        sections.append(ReportSection("DICE against the baselines (test patients)", [
-            "Clustering quality (paper Table 1):", view.result_table("clustering"),
-            "Outcome prediction at thresholds chosen on the validation patients (paper Table 2):",
-            prediction_table(view, None)]))
-        groups = view.result_table("group_auc")
-        if groups is not None and not groups.empty:
-            sections.append(ReportSection("AUC within groups", [groups]))
-    html = build_html_report(f"DICE Studio report: {spec.get('cohort_name', '')}", sections,
-                             subtitle=f"Run {view.job.id}.")
-    return html.encode("utf-8")
-
-
 def main():
     st.title("Results")
     job = ui.job_picker("Training run", only=has_model, key="results_job")
@@ -403,7 +366,7 @@ def main():
     c[1].metric("Representation size (d)", model.config.hidden_size)
     c[2].metric("Validation AUC", f"{model.val_auc_:.3f}")
     c[3].metric("All levels differ", "yes" if model.significance_.all_significant else "no")
-    c[4].download_button("HTML report", lambda: build_report(view), f"dice-report-{job.id}.html",
+    c[4].download_button("HTML report", lambda: build_report(view, prediction_table(view, None)), f"dice-report-{job.id}.html",
                          "text/html", key="report", icon=":material/description:", type="primary")
     tabs = st.tabs(TABS)
     for tab, body in zip(tabs, [tab_search, tab_map, tab_significance, tab_risk, tab_profiles, tab_baselines,

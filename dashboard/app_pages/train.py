@@ -144,6 +144,9 @@ def _job_panel(job_id: str, was_active: bool):
         parts = [status.get("stage", "starting"), status.get("architecture"), eta_text(status.get("eta_s"))]
         st.progress(min(max(fraction, 0.0), 1.0), text=" · ".join(p for p in parts if p))
         st.caption(status.get("message", ""))
+        if (job.search_dir / "selected.json").is_file():
+            st.page_link("app_pages/results.py", label="The selected model can already be explored on Results",
+                         icon=":material/insights:")
         cancelling = (job.folder / "STOP").exists()
         c1, c2 = st.columns([1, 4])
         if c1.button("Cancel training", key=f"cancel-{job.id}", disabled=cancelling, icon=":material/stop:"):

@@ -166,7 +166,7 @@ def pvalue_heatmap(p_values, alpha: float = 0.05, title: str = "Pairwise likelih
                 sig = p[i, j] < alpha
                 state[i, j] = 1 if sig else 2
                 value = _fmt_p(p[i, j])
-                text[i, j] = ("p " + value if value.startswith("<") else f"p = {value}") + \
+                text[i, j] = (f"p < {value[1:]}" if value.startswith("<") else f"p = {value}") + \
                     ("" if sig else "<br><b>not significant</b>")
     scale = [[0, "#eeeeee"], [0.33, "#eeeeee"], [0.34, "#aed6f1"], [0.66, "#aed6f1"], [0.67, "#f5b7b1"],
              [1, "#f5b7b1"]]

@@ -1,0 +1,152 @@
+"""dice_core.viz: figures carry the right numbers and words, maps place patients, the report is
+self-contained; and the dashboard's column guessing."""
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import columns as colguess
+from dice_core.errors import ConfigError
+from dice_core.stats.significance import pairwise_lr_test
+from dice_core.viz import figures as F
+from dice_core.viz import profiles as P
+from dice_core.viz.embedding import build_map, load_map, place_near, save_map
+from dice_core.viz.report import ReportSection, build_html_report
+
+
+def test_risk_labels_read_as_clinicians_say_them():
+    assert [F.risk_label(k, 3) for k in range(3)] == ["Risk level 1 (highest)", "Risk level 2",
+                                                      "Risk level 3 (lowest)"]
+    colors = F.risk_colors(4)
+    assert len(colors) == 4 and colors[0] == F.RISK_COLORS[0] and len(set(colors)) == 4
+
+
+def test_legend_labels_carry_each_clusters_outcome_rate_and_size():
+    labels = F.cluster_legend_labels([0, 0, 0, 1, 1, 2], [1, 1, 0, 0, 1, 0], 3)
+    assert labels[0] == "Risk level 1 (highest): 67% outcome, n=3"
+    assert labels[1] == "Risk level 2: 50% outcome, n=2"
+    assert labels[2] == "Risk level 3 (lowest): 0% outcome, n=1"
+
+
+def test_pvalue_heatmap_writes_values_and_marks_non_significant_pairs():
+    p = np.array([[0.0, 0.0004, 0.2], [0.0004, 0.0, 0.03], [0.2, 0.03, 0.0]])
+    fig = F.pvalue_heatmap(p, alpha=0.05)
+    text = np.array(fig.data[0].text)
+    assert text[0, 1] == "p < 0.001"
+    assert text[1, 2] == "p = 0.030"
+    assert "not significant" in text[0, 2] and "not significant" in text[2, 0]
+    state = np.array(fig.data[0].z)
+    assert state[0, 0] == 0 and state[0, 1] == 1 and state[0, 2] == 2
+
+
+def test_forest_plot_draws_each_odds_ratio_with_its_interval():
+    rng = np.random.default_rng(0)
+    clusters = np.repeat([0, 1, 2], 100)
+    y = (rng.random(300) < np.repeat([0.7, 0.4, 0.1], 100)).astype(int)
+    summary = pairwise_lr_test(clusters, y, n_clusters=3).summary()
+    fig = F.forest_plot(summary, reference=2)
+    trace = fig.data[0]
+    np.testing.assert_allclose(trace.x, summary["odds_ratio"])
+    np.testing.assert_allclose(np.array(trace.x) + np.array(trace.error_x.array)[:], np.where(
+        np.isfinite(summary["or_ci_high"]), summary["or_ci_high"], summary["odds_ratio"]))
+    assert list(trace.y) == ["Risk level 1 (highest)", "Risk level 2", "Risk level 3 (lowest)"]
+    assert "reference: Risk level 3 (lowest)" in fig.layout.title.text
+
+
+def test_search_figure_marks_significant_architectures_and_the_selected_one():
+    records = pd.DataFrame({"K": [2, 2, 3], "d": [8, 16, 8], "n_iter": [5, 5, 5], "val_auc": [0.7, 0.8, 0.75],
+                            "all_significant": [True, False, True], "min_p": [0.01, 0.2, 0.001]})
+    fig = F.search_figure(records, {"K": 2, "d": 16, "val_auc": 0.8})
+    k2 = next(t for t in fig.data if t.name == "K = 2")
+    assert list(k2.x) == [8, 16] and list(k2.y) == [0.7, 0.8]
+    assert list(k2.marker.symbol) == ["circle", "x"]
+    assert fig.data[-1].name == "selected" and list(fig.data[-1].x) == [16]
+
+
+def test_map_figure_fades_patients_outside_a_selection():
+    frame = pd.DataFrame({"patient_id": ["a", "b", "c"], "x": [0.0, 1, 2], "y": [0.0, 1, 2],
+                          "group": ["g1", "g1", "g2"]})
+    fig = F.map_figure(frame, "group", selected_ids=["a"])
+    g1 = next(t for t in fig.data if t.name == "g1")
+    assert list(g1.marker.opacity) == [0.9, 0.12]
+    assert list(g1.customdata[:, 0]) == ["a", "b"]
+
+
+def test_calibration_bins_have_equal_sizes_and_true_rates():
+    y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    p = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
+    bins = F.calibration_bins(y, p, n_bins=4)
+    assert bins["patients"].tolist() == [2, 2, 2, 2]
+    np.testing.assert_allclose(bins["observed_rate"], [0, 0.5, 0.5, 1])
+    np.testing.assert_allclose(bins["mean_predicted"], [0.15, 0.35, 0.55, 0.75])
+    assert isinstance(F.calibration_figure(y, {"model": p}), go.Figure)
+
+
+def test_place_near_puts_a_copy_of_a_patient_on_that_patient():
+    rng = np.random.default_rng(1)
+    Z = rng.normal(size=(50, 4))
+    xy = rng.normal(size=(50, 2))
+    np.testing.assert_allclose(place_near(Z[[7]], Z, xy, k=5), xy[[7]], atol=1e-4)
+    with pytest.raises(ConfigError, match="no reference patients"):
+        place_near(Z[:1], Z[:0], xy[:0])
+
+
+@pytest.mark.slow  # UMAP compiles for ~20-50 s the first time in a process
+def test_build_map_fits_on_training_patients_and_round_trips(tmp_path):
+    rng = np.random.default_rng(0)
+    Z = np.r_[rng.normal(0, 0.3, (30, 3)), rng.normal(4, 0.3, (30, 3))]
+    splits = np.where(np.arange(60) % 3 == 0, "test", "train")
+    frame = build_map(Z, [f"p{i}" for i in range(60)], splits, seed=0)
+    assert frame.shape == (60, 4) and frame["split"].tolist() == splits.tolist()
+    # the two groups stay apart on the map, test patients included
+    first, second = frame.iloc[:30], frame.iloc[30:]
+    gap = np.hypot(first["x"].mean() - second["x"].mean(), first["y"].mean() - second["y"].mean())
+    spread = max(first[["x", "y"]].std().max(), second[["x", "y"]].std().max())
+    assert gap > 3 * spread
+    path = save_map(frame, tmp_path / "map.csv")
+    pd.testing.assert_frame_equal(load_map(path), frame)
+    assert load_map(tmp_path / "absent.csv") is None
+
+
+def test_profiles_rank_the_variable_that_separates_clusters_first():
+    rng = np.random.default_rng(0)
+    ids = [f"p{i}" for i in range(40)]
+    clusters = pd.Series(np.repeat([0, 1], 20), index=pd.Index(ids, name="patient_id"))
+    rows = []
+    for i, pid in enumerate(ids):
+        for t in range(4):
+            rows.append((pid, t + 0.5, "HR", (120 if i < 20 else 70) + rng.normal(0, 3)))
+            rows.append((pid, t + 0.5, "Temp", 37 + rng.normal(0, 0.3)))
+    events = pd.DataFrame(rows, columns=["patient_id", "time", "variable", "value"])
+    ranking = P.distinguishing_variables(events, clusters)
+    assert ranking["variable"].iloc[0] == "HR" and ranking["p"].iloc[0] < 1e-6
+    signatures = P.cluster_signatures(events, clusters, top=1)
+    assert signatures.set_index("cluster").loc[0, "variable"] == "HR"
+    assert signatures.set_index("cluster").loc[0, "direction"] == "higher"
+    traj = P.cluster_trajectories(events, clusters, ["HR"], bin_hours=1.0)
+    assert sorted(traj["time"].unique()) == [0.0, 1.0, 2.0, 3.0]
+    hr0 = traj[(traj["cluster"] == 0)]["mean"]
+    assert hr0.between(115, 125).all() and (traj["patients"] == 20).all()
+
+
+def test_html_report_is_self_contained():
+    fig = go.Figure(go.Bar(x=["a"], y=[1]))
+    html = build_html_report("Report <test>", [ReportSection("Numbers", ["a paragraph", pd.DataFrame({"x": [0.5]}),
+                                                                         fig, fig])])
+    assert html.startswith("<!DOCTYPE html>") and "Report &lt;test&gt;" in html
+    assert html.count("plotly.js v") == 1  # plotly.js written once, inline
+    assert "<script src=" not in html and "<link" not in html  # nothing fetched from the network
+    assert "<td>0.5</td>" in html
+
+
+def test_column_guesses_follow_common_names():
+    events = pd.DataFrame(columns=["RecordID", "Time", "Parameter", "Value"])
+    assert colguess.guess_event_columns(events) == {"patient_id": "RecordID", "time": "Time",
+                                                    "variable": "Parameter", "value": "Value"}
+    patients = pd.DataFrame({"RecordID": ["1", "2"], "Age": [50, 60], "In-hospital_death": [0, 1],
+                             "Race": ["a", "b"]})
+    guessed = colguess.guess_patient_columns(patients, "RecordID")
+    assert guessed["outcome"] == "In-hospital_death" and guessed["group"] == "Race"
+    assert guessed["covariates"] == ["Age"]
+    assert colguess.guess_positive_label(["no", "yes"]) == "yes"
+    assert colguess.guess_positive_label(["alive", "x"]) is None
