@@ -1,0 +1,1 @@
+"""DICE Studio benchmark (see bench/README.md); run it with `python bench/run.py`."""
