@@ -24,12 +24,18 @@ def add_cohort_options(p: argparse.ArgumentParser, outcome_required=True):
     g.add_argument("--physionet", metavar="PATH", help="PhysioNet 2012 set (folder or .tar.gz)")
     g.add_argument("--synthetic", type=int, metavar="N", help="a synthetic cohort of N patients with 3 planted subgroups")
     g.add_argument("--events", metavar="FILE", help="events table, long format (CSV or Parquet)")
-    g.add_argument("--patients", metavar="FILE", help="patients table, one row per patient (CSV or Parquet)")
+    if outcome_required:
+        g.add_argument("--patients", metavar="FILE", help="patients table, one row per patient (CSV or Parquet)")
+    else:
+        g.add_argument("--patients", metavar="FILE",
+                       help="patients table with the covariates; the outcome column may be left out. Without "
+                            "this table the patients are the events' ids with every covariate missing")
     g.add_argument("--id-col", default="patient_id", help="patient id column (default: patient_id)")
     g.add_argument("--time-col", default="time", help="time column: hours or timestamps (default: time)")
     g.add_argument("--variable-col", default="variable", help="variable column (default: variable)")
     g.add_argument("--value-col", default="value", help="value column (default: value)")
-    g.add_argument("--outcome", default="outcome", help="binary outcome column in the patients table")
+    g.add_argument("--outcome", default="outcome", help="binary outcome column in the patients table"
+                   + ("" if outcome_required else " (optional for scoring)"))
     g.add_argument("--positive-label", help="label of the outcome that counts as positive (default: 1/true/yes)")
     g.add_argument("--covariates", help="comma-separated covariates to adjust for (default: all other columns)")
     g.add_argument("--group", help="group column for per-group (fairness) metrics, e.g. race")
@@ -37,7 +43,6 @@ def add_cohort_options(p: argparse.ArgumentParser, outcome_required=True):
 
 
 def load_cohort_from_args(args, strict=True):
-    from .config import ColumnMap
     from .data import load_cohort, load_physionet2012, make_synthetic_cohort
     from .errors import ConfigError
 
@@ -47,10 +52,29 @@ def load_cohort_from_args(args, strict=True):
         return make_synthetic_cohort(n_patients=args.synthetic, seed=args.seed)[0]
     if not (args.events and args.patients):
         raise ConfigError("give a cohort: --physionet PATH, --synthetic N, or both --events FILE and --patients FILE")
+    return load_cohort(args.events, args.patients, column_map_from_args(args), strict=strict)
+
+
+def column_map_from_args(args):
+    from .config import ColumnMap
+
     covariates = tuple(c.strip() for c in args.covariates.split(",") if c.strip()) if args.covariates else None
-    columns = ColumnMap(args.id_col, args.time_col, args.variable_col, args.value_col, args.outcome,
-                        args.positive_label, covariates, args.group)
-    return load_cohort(args.events, args.patients, columns, strict=strict)
+    return ColumnMap(args.id_col, args.time_col, args.variable_col, args.value_col, args.outcome,
+                     args.positive_label, covariates, args.group)
+
+
+def load_scoring_cohort_from_args(args, model):
+    """Patients to score: their outcome may be unknown, and --patients may be left out."""
+    from .data import load_events_for_scoring
+    from .errors import ConfigError
+
+    if args.physionet or args.synthetic:
+        return load_cohort_from_args(args)
+    if not args.events:
+        raise ConfigError("give the patients to score: --events FILE (with --patients FILE for their covariates), "
+                          "--physionet PATH or --synthetic N")
+    model_covariates = [spec["name"] for spec in model.preprocessor_.covariates_]
+    return load_events_for_scoring(args.events, args.patients, column_map_from_args(args), model_covariates)
 
 
 def add_training_options(p: argparse.ArgumentParser, search=False):
@@ -144,6 +168,10 @@ def cmd_validate(args):
             print(exc.report.to_frame().to_string(index=False))
         return 1
     print(json.dumps(cohort.summary(), indent=1))
+    if args.window_hours is not None:
+        from .data import window_report
+
+        cohort.report.problems.extend(window_report(cohort, args.window_hours).problems)
     report = cohort.report.to_frame()
     print("no problems found" if report.empty else report.to_string(index=False))
     if args.out:
@@ -237,7 +265,9 @@ def cmd_score(args):
     from .scoring import score_patients
 
     model = load_model(args.model)
-    cohort = load_cohort_from_args(args)
+    cohort = load_scoring_cohort_from_args(args, model)
+    for problem in cohort.report.warnings:
+        print(f"warning: {problem.describe()}", file=sys.stderr)
     if args.split:
         if model.split_ is None:
             raise ConfigError(f"{args.model} holds no split (it was imported from an archive); drop --split")
@@ -266,6 +296,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check a cohort and print its summary and problems (alias: import)",
                        aliases=["import"])
     add_cohort_options(p)
+    p.add_argument("--window-hours", type=float, metavar="H",
+                   help="also report the events after the first H hours, which training drops (e.g. 48)")
     p.add_argument("--out", help="also write the cleaned cohort (events + patients tables) to this folder")
     p.add_argument("--format", choices=["csv", "parquet"], default="parquet", help="format of --out tables")
     p.set_defaults(func=cmd_validate)

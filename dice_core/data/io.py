@@ -2,25 +2,30 @@
 
 `load_cohort` is the input boundary: it reads both tables, runs every check of `validate.py`, and
 either raises one `CohortError` listing all errors (strict) or returns the cohort with its report
-so the dashboard can show every problem at once.
+so the dashboard can show every problem at once. `load_events_for_scoring` reads new patients, whose
+outcome is not known yet, with or without a patients table.
 """
 from __future__ import annotations
 
 import io
 import os
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..config import ColumnMap
 from .cohort import Cohort, ValidationReport
-from .validate import check_events, check_links, check_patients
+from .validate import as_text, check_events, check_links, check_patients
 
 CSV_SUFFIXES = (".csv", ".csv.gz")
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
-def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: bool = True) -> Cohort:
+def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: bool = True,
+                require_outcome: bool = True) -> Cohort:
     """Read, validate and convert the two tables into the canonical Cohort.
 
     events, patients: a path (.csv, .csv.gz, .parquet), a DataFrame, or an uploaded file object with
@@ -30,13 +35,81 @@ def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: b
 
     strict=True raises CohortError listing every error; strict=False returns the cohort with its
     `report` (rows that cannot be used are left out) and raises only when no cohort can be built.
+    require_outcome=False reads patients to be scored: the outcome column may be absent (then
+    `patients['outcome']` is NaN) or have empty cells; when present it is still checked.
     """
     report = ValidationReport()
     events_raw, events_file = read_table(events, "events table", columns.patient_id, report)
     patients_raw, patients_file = read_table(patients, "patients table", columns.patient_id, report)
+    return _build_cohort(events_raw, events_file, patients_raw, patients_file, columns, report,
+                         strict=strict, require_outcome=require_outcome)
+
+
+def load_events_for_scoring(events, patients=None, columns: ColumnMap = ColumnMap(), model_covariates=None, *,
+                            strict: bool = True) -> Cohort:
+    """Patients to be scored, whose outcome is not known yet, as a Cohort.
+
+    events: as for load_cohort (e.g. one patient's events typed into a form, as a DataFrame).
+    patients: a patients table (path, DataFrame, upload) without or with the outcome column; or a
+    dict of covariate values ({'age': 71, 'sex': 'F'}) given to every patient of the events; or None:
+    the patients are the events' patient ids with every covariate missing.
+    model_covariates: the covariates the model was fitted with (`[c['name'] for c in
+    model.preprocessor_.covariates_]`); they replace `columns.covariates`. A patients table must hold
+    them; a dict or no table may leave some out: they are missing, which the model reads as the
+    training mean (numeric) or the reference level (categorical), and the report warns about it.
+    """
+    if model_covariates is not None:
+        columns = replace(columns, covariates=tuple(str(c) for c in model_covariates))
+    report = ValidationReport()
+    events_raw, events_file = read_table(events, "events table", columns.patient_id, report)
+    if patients is not None and not isinstance(patients, Mapping):
+        patients_raw, patients_file = read_table(patients, "patients table", columns.patient_id, report)
+    else:
+        values = dict(patients or {})
+        patients_file = "covariate values" if values else "no patients table"
+        columns = replace(columns, group=columns.group if columns.group in values else None, index_time=None)
+        patients_raw = _patients_from_events(events_raw, columns, values)
+        _warn_missing_covariates(columns, values, patients_file, report)
+    return _build_cohort(events_raw, events_file, patients_raw, patients_file, columns, report,
+                         strict=strict, require_outcome=False)
+
+
+def _patients_from_events(events_raw, columns: ColumnMap, values: dict) -> pd.DataFrame | None:
+    """One row per patient id of the events, holding `values`; None when the events have no id column
+    (check_events then reports it)."""
+    if events_raw is None or columns.patient_id not in events_raw.columns:
+        return None
+    ids = as_text(events_raw[columns.patient_id]).dropna().unique()
+    table = pd.DataFrame({columns.patient_id: pd.Series(ids, dtype=object)})
+    for name in columns.covariates or ():
+        table[name] = np.nan
+    for name, value in values.items():
+        if name != columns.patient_id:
+            table[name] = value
+    return table
+
+
+def _warn_missing_covariates(columns: ColumnMap, values: dict, file: str, report: ValidationReport):
+    missing = [name for name in columns.covariates or () if _is_blank(values.get(name))]
+    if missing:
+        report.add("warning", file, None,
+                   f"{len(missing)} of {len(columns.covariates)} covariates without a value "
+                   f"({', '.join(repr(m) for m in missing)}): the model reads a missing number as the training "
+                   f"mean and a missing category as the most frequent training category, so these scores do "
+                   f"not use them; give the patients table or fill them in", count=len(missing), examples=missing)
+
+
+def _is_blank(value) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip()) or (
+        isinstance(value, float) and np.isnan(value))
+
+
+def _build_cohort(events_raw, events_file, patients_raw, patients_file, columns: ColumnMap,
+                  report: ValidationReport, *, strict: bool, require_outcome: bool) -> Cohort:
+    """Run every check on the two read tables and assemble the Cohort (see load_cohort)."""
     checked = None
     if patients_raw is not None:
-        checked = check_patients(patients_raw, columns, patients_file, report)
+        checked = check_patients(patients_raw, columns, patients_file, report, require_outcome=require_outcome)
     index_times = checked[3] if checked is not None else None
     events_table = None
     if events_raw is not None:

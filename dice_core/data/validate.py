@@ -103,16 +103,29 @@ def _drop_and_report_missing(values: pd.Series, file: str, column: str, what: st
 # patients table
 
 
-def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, report) -> tuple[pd.Series | None, str]:
-    """Map the outcome column to int 0/1; returns (outcome or None if impossible, positive label)."""
+def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, report,
+                   complete: bool = True) -> tuple[pd.Series | None, str]:
+    """Map the outcome column to int 0/1; returns (outcome or None if impossible, positive label).
+
+    complete=False (patients to be scored): empty outcomes are allowed (NaN, float column) and one
+    class is enough; a value that is not binary or a positive label that cannot be told stays an error.
+    """
     present = raw.notna() & (raw.astype(str).str.strip() != "")
     if (~present).any():
-        report.add("error", file, column,
-                   f"{count_of((~present).sum(), 'patient')} without an outcome: fill in the outcome or remove "
-                   f"these patients",
-                   count=int((~present).sum()), examples=spreadsheet_rows(np.flatnonzero(~present)))
+        if complete:
+            report.add("error", file, column,
+                       f"{count_of((~present).sum(), 'patient')} without an outcome: fill in the outcome or remove "
+                       f"these patients",
+                       count=int((~present).sum()), examples=spreadsheet_rows(np.flatnonzero(~present)))
+        else:
+            report.add("warning", file, column,
+                       f"{count_of((~present).sum(), 'patient')} without an outcome: scored, but left out of "
+                       f"anything that needs the outcome",
+                       count=int((~present).sum()), examples=spreadsheet_rows(np.flatnonzero(~present)))
     labels = _label_strings(raw)
     levels = sorted(labels[present].unique().tolist())
+    if not complete:
+        return _encode_partial_outcome(labels, present, levels, positive_label, file, column, report)
     if len(levels) > 2:
         counts = labels[present].value_counts()
         report.add("error", file, column,
@@ -139,6 +152,41 @@ def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, repor
                        f"ColumnMap(positive_label=...) to the value that counts as the outcome")
             return None, ""
     outcome = (labels == positive).astype(int)  # missing outcomes (an error above) read 0
+    return outcome, positive
+
+
+def _encode_partial_outcome(labels, present, levels, positive_label, file, column, report):
+    """encode_outcome for patients to be scored: one class or none is fine; missing stays NaN."""
+    if len(levels) > 2:
+        report.add("error", file, column,
+                   f"the outcome must be binary but has {len(levels)} different values ({_quoted(levels)}); "
+                   f"recode it as 0/1 (1 = the event), or leave the outcome column out to score without it",
+                   count=len(levels))
+        return None, ""
+    if positive_label is not None:
+        positive = _label_strings(pd.Series([positive_label])).iloc[0]
+        if len(levels) == 2 and positive not in levels:
+            report.add("error", file, column,
+                       f"positive_label {positive_label!r} is not a value of the outcome column, whose values "
+                       f"are {_quoted(levels)}; set positive_label to one of them")
+            return None, ""
+    elif len(levels) == 1 and levels[0].lower() in POSITIVE_WORDS:
+        positive = levels[0]  # every patient has the outcome ('yes', 'true', '1')
+    elif len(levels) == 1 and levels[0].lower() not in NEGATIVE_WORDS:
+        report.add("error", file, column,
+                   f"cannot tell whether the outcome value {_quoted(levels)} is the event; set "
+                   f"ColumnMap(positive_label=...) to the value that counts as the outcome")
+        return None, ""
+    else:
+        positive = _guess_positive(levels)
+        if positive is None:
+            report.add("error", file, column,
+                       f"cannot tell which outcome value is the event among {_quoted(levels)}; set "
+                       f"ColumnMap(positive_label=...) to the value that counts as the outcome")
+            return None, ""
+    outcome = (labels == positive).astype(int)
+    if not present.all():
+        outcome = outcome.astype(float).where(present)  # unknown outcome: NaN
     return outcome, positive
 
 
@@ -177,13 +225,17 @@ def encode_covariate(raw: pd.Series) -> pd.Series:
     return raw.astype(str).str.strip().mask(missing)
 
 
-def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport):
+def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, require_outcome: bool = True):
     """Validate the patients table. Returns (patients, covariates, positive_label, index_times) or None.
 
     `patients` is indexed by patient_id (str) with 'outcome' (0/1), covariates and group. Duplicate
-    ids keep their first row.
+    ids keep their first row. require_outcome=False (patients to be scored): the outcome column may
+    be absent ('outcome' is then NaN) or incomplete; when present it is still checked.
     """
-    wanted = {"patient_id": cmap.patient_id, "outcome": cmap.outcome}
+    has_outcome = require_outcome or cmap.outcome in raw.columns
+    wanted = {"patient_id": cmap.patient_id}
+    if has_outcome:
+        wanted["outcome"] = cmap.outcome
     if cmap.group:
         wanted["group"] = cmap.group
     if cmap.index_time:
@@ -199,9 +251,14 @@ def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport)
     keep = _drop_and_report_missing(ids, file, cmap.patient_id, "patient id", report)
     keep &= _check_duplicate_ids(ids, file, cmap.patient_id, report)
 
-    outcome, positive = encode_outcome(raw[cmap.outcome], cmap.positive_label, file, cmap.outcome, report)
-    if outcome is None:
-        return None
+    if has_outcome:
+        outcome, positive = encode_outcome(raw[cmap.outcome], cmap.positive_label, file, cmap.outcome, report,
+                                           complete=require_outcome)
+        if outcome is None:
+            return None
+    else:
+        outcome = pd.Series(np.nan, index=raw.index)
+        positive = "1" if cmap.positive_label is None else str(cmap.positive_label)
     covariates = list(cmap.covariates) if cmap.covariates is not None else default_covariates(raw.columns, cmap)
     table = pd.DataFrame({"outcome": outcome})
     for name in covariates:
@@ -412,6 +469,36 @@ def check_time_window(events: pd.DataFrame, window_hours: float, report: Validat
         report.add("warning", file, "time",
                    f"{count_of(late.sum(), 'event')} at or after {window_hours:g} hours: outside the observation "
                    f"window, so dropped (a longer window_hours keeps them)", count=int(late.sum()))
+
+
+def window_report(cohort, window_hours: float) -> ValidationReport:
+    """Warnings about a cohort read through a `window_hours` observation window (as preprocessing does).
+
+    Events at or after the window's end are dropped when sequences are built, and patients whose every
+    event falls outside it get an empty sequence. Returns a new report (the cohort's is left as it is).
+    """
+    if not np.isfinite(window_hours) or window_hours <= 0:
+        raise ConfigError(f"window_hours={window_hours!r} must be a positive number of hours, e.g. 48")
+    report = ValidationReport()
+    file = events_file_of(cohort)
+    events = cohort.events
+    check_time_window(events, window_hours, report, file)
+    in_window = events["time"].between(0, window_hours, inclusive="left")
+    had_events = cohort.patients.index.isin(events["patient_id"].unique())
+    empty = had_events & ~cohort.patients.index.isin(events.loc[in_window, "patient_id"].unique())
+    if empty.any():
+        ids = cohort.patients.index[empty]
+        report.add("warning", file, "time",
+                   f"{count_of(empty.sum(), 'patient')} with events but none within the first {window_hours:g} "
+                   f"hours (examples are patient ids): their sequences are empty, so only their covariates "
+                   f"inform them; check their times or use a longer window_hours",
+                   count=int(empty.sum()), examples=list(ids[:10]))
+    return report
+
+
+def events_file_of(cohort) -> str:
+    """The events file's name for messages: the first part of 'events.csv + patients.csv'."""
+    return (cohort.source or "events").split(" + ")[0]
 
 
 def check_links(events: pd.DataFrame, patients: pd.DataFrame, events_file: str, patients_file: str,

@@ -169,7 +169,7 @@ class Preprocessor:
             if self.config.mask_as_input:
                 X[p0:p1, :, F:] = observed
         patients = cohort.patients
-        y = patients["outcome"].to_numpy(dtype=np.float32) if "outcome" in patients else None
+        y = _outcome_array(patients)
         groups = None
         if self.group_ and self.group_ in patients:
             groups = patients[self.group_].astype(str).where(patients[self.group_].notna(), "").to_numpy(dtype=str)
@@ -277,6 +277,13 @@ class Preprocessor:
         self.covariates_ = [dict(c) for c in data["covariates"]]
         self.group_ = data["group"]
         return self
+
+
+def _outcome_array(patients: pd.DataFrame) -> np.ndarray | None:
+    """y as float32 (NaN where unknown); None when no patient has an outcome (patients to be scored)."""
+    if "outcome" not in patients or (len(patients) and patients["outcome"].isna().all()):
+        return None
+    return pd.to_numeric(patients["outcome"], errors="coerce").astype(float).to_numpy(dtype=np.float32)
 
 
 def _lookup(values: pd.Series, known) -> np.ndarray:
