@@ -140,11 +140,12 @@ class Job:
         return read_json(self.search_dir / "selected.json")
 
     def label(self) -> str:
-        spec, status = self.spec, self.status()
+        spec = self.spec
         grid = spec.get("search", {})
         when = spec.get("created", "")[:16].replace("T", " ")
-        return (f"{when} · {spec.get('cohort_name', '?')} · K {grid.get('n_clusters', '?')} · "
-                f"d {grid.get('hidden_sizes', '?')} · {status.get('state', '?')}")
+        sizes = lambda v: ", ".join(map(str, v)) if isinstance(v, list) else "?"  # noqa: E731
+        return (f"{when} · {spec.get('cohort_name', '?')} · K {sizes(grid.get('n_clusters'))} · "
+                f"d {sizes(grid.get('hidden_sizes'))}")
 
 
 def pid_alive(pid: int) -> bool:

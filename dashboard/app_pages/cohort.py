@@ -114,7 +114,9 @@ def accept(cohort, name: str):
         return
     st.session_state.pop("last_report", None)
     ui.set_cohort(cohort, name)
-    st.success(f"Loaded {name}: {cohort.n_patients:,} patients. Go on to **Train** when the summary looks right.")
+    st.session_state["cohort_flash"] = (f"Loaded {name}: {cohort.n_patients:,} patients. Go on to **Train** when "
+                                        "the summary looks right.")
+    st.rerun()  # redraw everything (the sidebar too) with the new cohort
 
 
 def physionet_source():
@@ -205,23 +207,24 @@ def show_summary(cohort, name: str):
     st.caption(f"Source: {cohort.source or name}. Covariates: {', '.join(cohort.covariates) or 'none'}. "
                f"Group column: {cohort.group or 'none'}.")
     variables = cohort.variable_summary().reset_index().rename(columns={"index": "variable"})
-    left, right = st.columns([3, 2])
-    with left:
-        st.subheader("Variables and missingness")
+    st.subheader("Variables and missingness")
+    table_tab, chart_tab = st.tabs(["Table", "Chart"])
+    with table_tab:
         show = variables.rename(columns={"variable": "Variable", "patients_observed": "Patients measured",
                                          "observations": "Observations", "mean": "Mean", "min": "Min",
                                          "max": "Max", "missing_share": "Never measured (share of patients)"})
-        ui.show_table(show, "variables", key="csv-variables", height=320,
-                      column_config={"Never measured (share of patients)": st.column_config.ProgressColumn(
-                          format="percent", min_value=0.0, max_value=1.0)})
-    with right:
-        st.subheader("Share of patients never measured")
+        ui.show_table(show, "variables", key="csv-variables", height=min(420, 36 * len(show) + 40),
+                      column_config={"Mean": st.column_config.NumberColumn(format="%.4g"),
+                                     "Never measured (share of patients)": st.column_config.ProgressColumn(
+                                         format="percent", min_value=0.0, max_value=1.0)})
+    with chart_tab:
         ordered = variables.sort_values("missing_share")
         fig = go.Figure(go.Bar(x=ordered["missing_share"], y=ordered["variable"], orientation="h",
                                marker_color="#7f8c8d"))
-        fig.update_layout(template="plotly_white", height=max(260, 22 * len(ordered) + 80),
+        fig.update_layout(template="plotly_white", height=max(260, 20 * len(ordered) + 80),
+                          title="Share of patients never measured",
                           xaxis=dict(tickformat=".0%", range=[0, 1], title="share of patients"),
-                          margin=dict(l=10, r=10, t=10, b=40))
+                          margin=dict(l=10, r=10, t=40, b=40))
         ui.show_figure(fig, "missingness")
 
 
@@ -230,6 +233,8 @@ def main():
     st.write("Choose the patients to study. DICE Studio starts on a small **synthetic** demo cohort, so you can "
              "try everything at once; your own data never leaves this computer.")
     source = st.radio("Where is the cohort?", SOURCES, horizontal=True, key="cohort_source")
+    if "cohort_flash" in st.session_state:
+        st.success(st.session_state.pop("cohort_flash"))
     if source == SOURCES[0]:
         if st.session_state.get("cohort_name") != ui.DEMO_NAME and st.button("Use the demo cohort", key="use_demo"):
             ui.set_cohort(ui.demo_cohort(), ui.DEMO_NAME)
