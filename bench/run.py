@@ -113,6 +113,7 @@ def markdown(report: dict) -> str:
         f"{mode}. Machine: {m['cpu_model']}, {m['cores_usable']} usable cores, {m['memory_gb']} GB; "
         f"torch {m['torch']} with {m['torch_threads']} thread(s) per stage; Python {m['python']}; "
         f"load average at start {m['load_average_at_start']}.", "",
+        *busy_warning(report),
         "| stage | figure | value | target | status | reproduce |", "|---|---|---|---|---|---|",
     ]
     for name, stage in report["stages"].items():
@@ -122,15 +123,33 @@ def markdown(report: dict) -> str:
                          f"`{stage['command']}` |")
         if stage.get("error"):
             lines.append(f"| {name} | FAILED: {stage['error']} |  |  |  | `{stage['command']}` |")
-    lines += ["", "| stage | wall | peak memory | load (1 min) before -> after | threads |", "|---|---|---|---|---|"]
+    lines += ["", "| stage | wall | peak memory | torch threads | other processes' CPU use | load (1 min) before -> after |",
+              "|---|---|---|---|---|---|"]
     for name, stage in report["stages"].items():
         if "seconds" in stage:
             lines.append(f"| {name} | {stage['seconds']:.0f} s | {stage['peak_rss_mb']:.0f} MB | "
-                         f"{stage['load_before'][0]} -> {stage['load_after'][0]} | {stage.get('torch_threads', '')} |")
+                         f"{stage.get('torch_threads', '')} | {stage['other_cpu_cores']:.2f} cores | "
+                         f"{stage['load_before'][0]} -> {stage['load_after'][0]} |")
     notes = [f"- {name}: {note}" for name, stage in report["stages"].items() for note in stage.get("notes", [])]
     if notes:
         lines += ["", "Notes:", *notes]
     return "\n".join(lines) + "\n"
+
+
+BUSY_SHARE = 0.15  # other processes using more than this share of the cores make timings noisy
+
+
+def busy_warning(report: dict) -> list[str]:
+    """A warning when other processes used the CPUs during a stage: timings are then not
+    representative (with more runnable threads than cores, torch's thread pool stalls badly)."""
+    cores = report["machine"]["cores_usable"]
+    busy = {name: stage["other_cpu_cores"] for name, stage in report["stages"].items()
+            if stage.get("other_cpu_cores", 0) > BUSY_SHARE * cores}
+    if not busy:
+        return []
+    listed = ", ".join(f"{name} {cores_used:.1f}" for name, cores_used in busy.items())
+    return [f"**WARNING: other processes kept CPU cores busy during some stages ({listed} of {cores} cores on "
+            "average): those timings are not representative.**", ""]
 
 
 def write_report(report: dict, out: Path) -> str:

@@ -42,10 +42,11 @@ def run_worker(stage: str, params: dict, check: bool = True) -> dict:
 
 
 def main(stage: str, params_path: str, result_path: str) -> int:
-    from .measure import load_average, peak_rss_mb  # light imports first: the stage imports torch
+    from .measure import cpu_busy_seconds, load_average, own_cpu_seconds, peak_rss_mb  # light imports first
 
     params = json.loads(Path(params_path).read_text())
     load_before, start = load_average(), time.perf_counter()
+    busy_before, own_before = cpu_busy_seconds(), own_cpu_seconds()
     result = {"stage": stage, "load_before": load_before}
     try:
         import torch
@@ -61,7 +62,11 @@ def main(stage: str, params_path: str, result_path: str) -> int:
     except Exception as exc:  # reported in the table; the other stages still run
         traceback.print_exc()
         result["error"] = f"{type(exc).__name__}: {exc}"
-    result.update(seconds=time.perf_counter() - start, peak_rss_mb=peak_rss_mb(), load_after=load_average())
+    seconds = time.perf_counter() - start
+    # CPU that other processes used meanwhile, in cores: what made the timings noisy, if anything
+    others = (cpu_busy_seconds() - busy_before) - (own_cpu_seconds() - own_before)
+    result.update(seconds=seconds, peak_rss_mb=peak_rss_mb(), load_after=load_average(),
+                  other_cpu_cores=max(others, 0.0) / seconds)
     Path(result_path).write_text(json.dumps(result))
     return 1 if result.get("error") else 0
 
