@@ -58,6 +58,8 @@ def parse_args(argv=None):
     parser.add_argument("--search-iter", type=int, default=None, help="iterations per architecture in 'search'")
     parser.add_argument("--scale-sizes", default=None, help="comma-separated cohort sizes for 'scale'")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"), help="results folder")
+    parser.add_argument("--write-benchmarks", action="store_true",
+                        help="also write the table to BENCHMARKS.md at the repository root (the current figures)")
     args = parser.parse_args(argv)
     args.physionet_given = args.physionet is not None
     args.physionet = str(args.physionet or default_physionet_path())
@@ -152,6 +154,15 @@ def busy_warning(report: dict) -> list[str]:
             "average): those timings are not representative.**", ""]
 
 
+BENCHMARKS_HEADER = """# Benchmarks
+
+Current figures of `python bench/run.py` (see bench/README.md for what each stage measures and
+why). Regenerate this file with `python bench/run.py --write-benchmarks` on an idle machine; each
+row's last column is the command that reproduces it.
+
+"""
+
+
 def write_report(report: dict, out: Path) -> str:
     out.mkdir(parents=True, exist_ok=True)
     text = markdown(report)
@@ -178,7 +189,11 @@ def main(argv=None) -> int:
         print(f"[{time.strftime('%H:%M:%S')}] stage {stage} done"
               + (f" in {result['seconds']:.0f} s" if "seconds" in result else " (failed)"), file=sys.stderr, flush=True)
         write_report(report, Path(args.out))  # a long run keeps what it measured so far
-    print(write_report(report, Path(args.out)))
+    text = write_report(report, Path(args.out))
+    if args.write_benchmarks:
+        run_section = text.replace("# DICE Studio benchmark", "## Run of", 1)
+        (REPO_ROOT / "BENCHMARKS.md").write_text(BENCHMARKS_HEADER + run_section)
+    print(text)
     return 1 if failed else 0
 
 
