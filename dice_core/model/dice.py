@@ -85,12 +85,12 @@ class DICE:
         zs, cs, ps = [], [], []
         x_all = torch.from_numpy(np.ascontiguousarray(data.X, dtype=np.float32))
         v_all = torch.from_numpy(np.ascontiguousarray(data.V, dtype=np.float32))
+        centroids = torch.from_numpy(np.ascontiguousarray(self.centroids_, dtype=np.float32))
         for i in range(0, len(x_all), batch):
             z = self.network_.encode(x_all[i:i + batch])
-            c = self.network_.memberships(z)
             zs.append(z)
-            cs.append(c)
-            ps.append(torch.sigmoid(self.network_.outcome.alt_logits(c, v_all[i:i + batch])))
+            cs.append(self.network_.memberships(z))
+            ps.append(self.network_.outcome_probability(z, v_all[i:i + batch], centroids))
         if not zs:
             k, d = self.config.n_clusters, self.config.hidden_size
             return np.zeros((0, d), np.float32), np.zeros((0, k), np.float32), np.zeros(0, np.float32)
@@ -113,7 +113,7 @@ class DICE:
         return self._forward(self.prepare(X))[1]
 
     def predict_proba(self, X) -> np.ndarray:
-        """Predicted outcome probability from the outcome head (memberships + covariates)."""
+        """Predicted outcome probability: the outcome head on the patient's risk level + covariates."""
         return self._forward(self.prepare(X))[2]
 
     def input_warnings(self, cohort) -> pd.DataFrame:

@@ -111,8 +111,11 @@ class DICENetwork(nn.Module):
         """Soft cluster memberships from the classifier (rows sum to one)."""
         return F.softmax(self.classifier(z), dim=1)
 
-    def outcome_probability(self, x, v):
-        c = self.memberships(self.encode(x))
+    def outcome_probability(self, z, v, centroids):
+        """Outcome probability at inference: the outcome head on the hard membership of the
+        nearest centroid (eq. 2, as patients are assigned to risk levels) plus covariates."""
+        nearest = torch.cdist(z, centroids).argmin(1)
+        c = F.one_hot(nearest, centroids.shape[0]).to(z.dtype)
         return torch.sigmoid(self.outcome.alt_logits(c, v))
 
     @torch.no_grad()

@@ -123,9 +123,10 @@ class DICETrainer:
         return z
 
     @torch.no_grad()
-    def predict_outcome(self, net, data: Tensors, batch=512):
+    def predict_outcome(self, net, data: Tensors, centroids: np.ndarray, batch=512):
         net.eval()
-        p = torch.cat([net.outcome_probability(data.x[i:i + batch], data.v[i:i + batch])
+        m = torch.as_tensor(centroids, device=self.device)
+        p = torch.cat([net.outcome_probability(net.encode(data.x[i:i + batch]), data.v[i:i + batch], m)
                        for i in range(0, len(data), batch)])
         net.train()
         return p
@@ -264,7 +265,7 @@ class DICETrainer:
             labels, centroids, order = order_by_rate(labels, centroids, y_train)
             net.permute_clusters(order)
             t3 = time.perf_counter()
-            p_val = self.predict_outcome(net, val).cpu().numpy()
+            p_val = self.predict_outcome(net, val, centroids).cpu().numpy()
             val_auc = roc_auc_score(y_val, p_val) if len(np.unique(y_val)) == 2 else float("nan")
             t4 = time.perf_counter()
             sig = pairwise_lr_test(labels, y_train, train_data.V, n_clusters=cfg.n_clusters, alpha=cfg.alpha)
