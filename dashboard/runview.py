@@ -170,7 +170,10 @@ class RunView:
                             colors=dict(zip(order, F.risk_colors(K))), height=420)
 
     def baseline_names(self) -> list[str]:
-        return [n for n in store.list_analyses(self.job.folder) if n.startswith("baseline-")]
+        """The baselines' analyses in the paper's order: PCA, AE, AE + classification."""
+        order = {"baseline-PCA": 0, "baseline-AE": 1, "baseline-AE-classification": 2}
+        names = [n for n in store.list_analyses(self.job.folder) if n.startswith("baseline-")]
+        return sorted(names, key=lambda n: (order.get(n, 9), n))
 
     def significance_figure(self, holm: bool = False):
         sig = self.model.significance_

@@ -124,7 +124,7 @@ def test_a_new_user_trains_on_the_demo_and_explores_the_results(server):
         page.get_by_role("tab", name="Patient map").click()
         page.get_by_text("Show the baselines' maps").click()
         settle(page)
-        page.locator(".js-plotly-plot").last.scroll_into_view_if_needed()
+        page.locator(".js-plotly-plot").locator("visible=true").last.scroll_into_view_if_needed()
         time.sleep(1)
         assert plots_drawn(page) >= 4  # DICE and the three baselines side by side
         shot(page, "results-baseline-maps")
@@ -136,3 +136,49 @@ def test_a_new_user_trains_on_the_demo_and_explores_the_results(server):
         shot(page, "patient")
         browser.close()
     assert "Traceback" not in (tmp_path / "server.log").read_text()
+
+
+@pytest.mark.physionet
+@pytest.mark.skipif(os.environ.get("DICE_PHYSIONET_E2E") != "1",
+                    reason="about 6 minutes: set DICE_PHYSIONET_E2E=1 to run the PhysioNet browser check")
+def test_physionet_uploaded_through_the_page_trains_k234_d16_32(server, physionet_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    url, tmp_path = server
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1360, "height": 1500})
+        page.set_default_timeout(120_000)
+        page.goto(url)
+        expect(page.get_by_role("heading", name="Cohort summary")).to_be_visible()
+        page.get_by_text("PhysioNet 2012 archive").click()
+        settle(page)
+        page.locator('[data-testid="stFileUploaderDropzoneInput"]').first.set_input_files(str(physionet_path))
+        settle(page)
+        page.get_by_role("button", name="Load PhysioNet 2012").click()
+        expect(page.get_by_text("Loaded PhysioNet 2012 set A: 4,000 patients")).to_be_visible(timeout=180_000)
+        page.get_by_role("link", name="Train", exact=True).click()
+        settle(page)
+        page.get_by_role("textbox", name="Sizes of the representation d").fill("16, 32")
+        page.get_by_role("textbox", name="Sizes of the representation d").press("Tab")
+        page.get_by_role("button", name="Start training").click()
+        expect(page.get_by_text("Leaderboard")).to_be_visible()
+        for _ in range(3):  # the other pages open quickly while the worker trains
+            time.sleep(15)
+            started = time.time()
+            page.get_by_role("link", name="Cohort", exact=True).click()
+            expect(page.get_by_role("heading", name="Cohort summary")).to_be_visible(timeout=30_000)
+            assert time.time() - started < 10
+            page.get_by_role("link", name="Train", exact=True).click()
+        expect(page.get_by_text("Training finished")).to_be_visible(timeout=40 * 60_000)
+        page.get_by_role("link", name="Open the results").click()
+        expect(page.get_by_role("tab", name="Search")).to_be_visible()
+        for tab in RESULT_TABS:
+            page.get_by_role("tab", name=tab).click()
+            time.sleep(2)
+            settle(page)
+            assert tab == "DICE vs baselines" or plots_drawn(page) >= 1, tab
+        browser.close()
+    records = [line for run in (tmp_path / "runs").iterdir() for line in
+               (run / "search" / "records.jsonl").read_text().splitlines()]
+    assert len(records) == 6  # K in {2, 3, 4} x d in {16, 32}

@@ -65,9 +65,9 @@ def figure_specs(at: AppTest) -> list[str]:
 def trained(studio):
     """Train a tiny model from the Train page (K=2, d=4, 2 iterations, baselines, no UMAP)."""
     at = open_page("train")
-    at.multiselect(key="t_K").set_value([2])
-    at.text_input(key="t_d").set_value("4")
-    at.number_input(key="t_iter").set_value(2)
+    at.multiselect(key="t_K0").set_value([2])
+    at.text_input(key="t_d0").set_value("4")
+    at.number_input(key="t_iter0").set_value(2)
     by_label(at.checkbox, "Prepare the patient maps afterwards (UMAP)").uncheck()
     by_label(at.button, "Start training").click()
     at.run()
@@ -174,7 +174,7 @@ def test_a_new_session_or_a_refresh_finds_the_run_again(trained):
 
 def test_bad_settings_show_a_message_not_a_traceback(studio):
     at = open_page("train")
-    at.text_input(key="t_d").set_value("eight")
+    at.text_input(key="t_d0").set_value("eight")
     by_label(at.button, "Start training").click()
     at.run()
     assert not at.exception

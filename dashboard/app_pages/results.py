@@ -97,17 +97,18 @@ def selection_summary(frame: pd.DataFrame, ids: list[str], covariates: list[str]
     chosen = frame["patient_id"].isin(ids)
     rows = {}
     for label, part in (("Selected", frame[chosen]), ("The rest", frame[~chosen])):
-        col = {"Patients": len(part), "Outcome rate": part["outcome"].mean() if len(part) else np.nan}
+        share = lambda mask: ui.pct(mask.mean(), 1) if len(part) else "n/a"  # noqa: E731
+        col = {"Patients": f"{len(part):,}", "Outcome rate": share(part["outcome"] == 1)}
         for level in sorted(frame["Risk level"].unique()):
-            col[f"share in {level}"] = (part["Risk level"] == level).mean() if len(part) else np.nan
+            col[f"In {level}"] = share(part["Risk level"] == level)
         for c in covariates:
-            if pd.api.types.is_numeric_dtype(frame[c]):
-                col[f"{c} (mean)"] = part[c].mean()
+            if pd.api.types.is_numeric_dtype(frame[c]) and frame[c].nunique() > 5:
+                col[f"{c}: mean"] = f"{part[c].mean():.1f}" if len(part) else "n/a"
             else:
-                for v in frame[c].dropna().unique()[:6]:
-                    col[f"{c} = {v}"] = (part[c] == v).mean() if len(part) else np.nan
+                for v in sorted(frame[c].dropna().unique(), key=str)[:8]:
+                    col[f"{c} = {v}"] = share(part[c] == v)
         rows[label] = col
-    return pd.DataFrame(rows).reset_index().rename(columns={"index": ""})
+    return pd.DataFrame(rows).rename_axis("").reset_index()
 
 
 def tab_map(view: RunView):
@@ -149,7 +150,8 @@ def tab_map(view: RunView):
         figs += [view.baseline_map_figure(n, split) for n in names]
         cols = st.columns(2)
         for i, f in enumerate(f for f in figs if f is not None):
-            f.update_layout(height=420, showlegend=True, legend=dict(orientation="h", y=-0.05), dragmode="pan")
+            f.update_layout(height=440, showlegend=True, legend=dict(orientation="h", yanchor="top", y=-0.04),
+                            dragmode="pan", xaxis_title=None, yaxis_title=None)
             with cols[i % 2]:
                 ui.show_figure(f, f"map-{f.layout.title.text}", key=f"fig-baseline-{i}")
 

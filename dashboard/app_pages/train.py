@@ -35,39 +35,35 @@ def default_window(cohort) -> float:
     return float(min(48, max(1, math.ceil(last))))
 
 
-def apply_preset():
-    p = PRESETS[st.session_state["preset"]]
-    st.session_state.update({"t_K": p["K"], "t_d": p["d"], "t_iter": p["n_iter"], "t_pretrain": p["pretrain"],
-                             "t_batch": p["batch"]})
-
-
 def settings_form(cohort):
     """The training settings; returns the job settings dict when 'Start training' is pressed."""
     from dice_core.config import DICEConfig, PreprocessConfig, SearchConfig
 
-    if "t_K" not in st.session_state:
-        st.session_state["preset"] = next(iter(PRESETS))
-        apply_preset()
-    st.radio("Start from", list(PRESETS), key="preset", on_change=apply_preset, horizontal=True)
+    preset_name = st.radio("Start from", list(PRESETS), key="preset", horizontal=True)
+    preset = PRESETS[preset_name]
+    # one set of widgets per preset: switching presets shows that preset's values (no shared state)
+    tag = list(PRESETS).index(preset_name)
     paper = DICEConfig()
     with st.form("train_settings"):
         st.markdown("**Architectures to try** (the search keeps the best on validation patients whose clusters "
                     "all differ significantly in outcome)")
         c1, c2, c3 = st.columns(3)
-        K = c1.multiselect("Number of clusters K (risk levels)", list(range(2, 11)), key="t_K",
+        K = c1.multiselect("Number of clusters K (risk levels)", list(range(2, 11)), default=preset["K"],
+                           key=f"t_K{tag}",
                            help="Paper: K in 2..5. Each K is tried with every d.")
-        d_text = c2.text_input("Sizes of the representation d", key="t_d",
+        d_text = c2.text_input("Sizes of the representation d", value=preset["d"], key=f"t_d{tag}",
                                help="Comma-separated whole numbers; paper: 10 to 40 for ~1,000 patients.")
         strategy = c3.selectbox("Search strategy", ["grid", "halving"],
                                 format_func=lambda s: {"grid": "every combination (grid)",
                                                        "halving": "successive halving (faster)"}[s],
                                 help="Halving trains all briefly, then only the best third longer.")
         c1, c2, c3, c4 = st.columns(4)
-        n_iter = c1.number_input("Training iterations", 1, 500, key="t_iter",
+        n_iter = c1.number_input("Training iterations", 1, 500, preset["n_iter"], key=f"t_iter{tag}",
                                  help="Outer iterations of Algorithm 1 (k-means, then one epoch); paper: 60.")
-        pretrain = c2.number_input("Autoencoder warm-up epochs", 0, 50, key="t_pretrain", help="Paper: 1.")
-        batch = c3.number_input("Batch size", 8, 4096, key="t_batch", step=8)
-        seed = c4.number_input("Random seed", 0, 2**31 - 1, value=0, key="t_seed",
+        pretrain = c2.number_input("Autoencoder warm-up epochs", 0, 50, preset["pretrain"], key=f"t_pre{tag}",
+                                   help="Paper: 1.")
+        batch = c3.number_input("Batch size", 8, 4096, preset["batch"], step=8, key=f"t_batch{tag}")
+        seed = c4.number_input("Random seed", 0, 2**31 - 1, value=0, key=f"t_seed{tag}",
                                help="The same seed and settings give the same result on a CPU.")
         with st.expander("Loss weights, significance level, time window (paper defaults)"):
             c1, c2, c3, c4 = st.columns(4)
