@@ -17,6 +17,7 @@ from dice_core.viz import profiles as P
 from dice_core.viz.embedding import load_map
 
 SELECTED = "model"
+PREDICTOR_NAMES = {"DICE representation": "DICE (representation)", "DICE outcome head": "DICE (outcome model)"}
 
 
 def _stamp(path: Path) -> float:
@@ -226,7 +227,26 @@ class RunView:
         })
 
 
-def build_report(view: RunView, prediction: pd.DataFrame | None = None) -> bytes:
+def prediction_table(view: RunView, threshold: float | None) -> pd.DataFrame | None:
+    """Table 2: the evaluation's metrics, recomputed on the test patients at one threshold when asked."""
+    from dice_core.evaluation import outcome_metrics
+
+    table = view.result_table("prediction")
+    if table is None:
+        return None
+    if threshold is not None:
+        preds = view.result_table("test_predictions")
+        y = view.scores.set_index("patient_id")["outcome"].reindex(preds["patient_id"]).to_numpy()
+        table = pd.DataFrame([{"predictor": name, **outcome_metrics(y, preds[name].to_numpy(), threshold)}
+                              for name in preds.columns if name != "patient_id"])
+    out = table[["predictor", "auc", "acc", "tpr", "tnr", "ppv", "npv", "fpr", "fnr", "threshold", "n"]].copy()
+    out["predictor"] = out["predictor"].map(lambda p: PREDICTOR_NAMES.get(p, p))
+    return out.rename(columns={"predictor": "Predictor", "auc": "AUC", "acc": "Accuracy",
+                               "tpr": "Sensitivity (TPR)", "tnr": "Specificity (TNR)", "ppv": "PPV", "npv": "NPV",
+                               "fpr": "FPR", "fnr": "FNR", "threshold": "Threshold", "n": "Test patients"})
+
+
+def build_report(view: RunView) -> bytes:
     """The whole run as one self-contained HTML file (figures interactive, no internet needed)."""
     from dice_core.viz.report import ReportSection, build_html_report
 
@@ -253,10 +273,15 @@ def build_report(view: RunView, prediction: pd.DataFrame | None = None) -> bytes
         sections.append(ReportSection("DICE against the baselines (test patients)", [
             "Clustering quality (paper Table 1):", view.result_table("clustering"),
             "Outcome prediction at thresholds chosen on the validation patients (paper Table 2):",
-            prediction if prediction is not None else view.result_table("prediction")]))
+            prediction_table(view, None)]))
         groups = view.result_table("group_auc")
         if groups is not None and not groups.empty:
-            sections.append(ReportSection("AUC within groups", [groups]))
+            keys = ["representation", "group", "n", "positives"]
+            wide = None
+            for predictor, part in groups.groupby("predictor", sort=False):
+                part = part[keys + ["auc"]].rename(columns={"auc": f"AUC: {predictor} as predictor"})
+                wide = part if wide is None else wide.merge(part, on=keys, how="outer", sort=False)
+            sections.append(ReportSection(f"AUC within each {cohort.group or 'group'} (test patients)", [wide]))
     html = build_html_report(f"DICE Studio report: {spec.get('cohort_name', '')}", sections,
                              subtitle=f"Run {view.job.id}.")
     return html.encode("utf-8")

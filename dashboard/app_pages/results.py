@@ -5,12 +5,11 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import jobs, store, ui
-from dashboard.runview import SELECTED, RunView, architecture_name, build_report
+from dashboard.runview import SELECTED, RunView, architecture_name, build_report, prediction_table
 from dice_core.viz import figures as F
 
 TABS = ["Search", "Patient map", "Significance", "Risk levels", "Cluster profiles", "DICE vs baselines",
         "Fairness & calibration"]
-PREDICTOR_NAMES = {"DICE representation": "DICE (representation)", "DICE outcome head": "DICE (outcome model)"}
 
 
 def has_model(job: jobs.Job) -> bool:
@@ -237,25 +236,6 @@ def tab_profiles(view: RunView):
                        f"{covariate}-by-risk-level", key="fig-covariate")
 
 
-def prediction_table(view: RunView, threshold: float | None) -> pd.DataFrame | None:
-    """Table 2: the evaluation's metrics, recomputed on the test patients at one threshold when asked."""
-    from dice_core.evaluation import outcome_metrics
-
-    table = view.result_table("prediction")
-    if table is None:
-        return None
-    if threshold is not None:
-        preds = view.result_table("test_predictions")
-        y = view.scores.set_index("patient_id")["outcome"].reindex(preds["patient_id"]).to_numpy()
-        table = pd.DataFrame([{"predictor": name, **outcome_metrics(y, preds[name].to_numpy(), threshold)}
-                              for name in preds.columns if name != "patient_id"])
-    out = table[["predictor", "auc", "acc", "tpr", "tnr", "ppv", "npv", "fpr", "fnr", "threshold", "n"]].copy()
-    out["predictor"] = out["predictor"].map(lambda p: PREDICTOR_NAMES.get(p, p))
-    return out.rename(columns={"predictor": "Predictor", "auc": "AUC", "acc": "Accuracy",
-                               "tpr": "Sensitivity (TPR)", "tnr": "Specificity (TNR)", "ppv": "PPV", "npv": "NPV",
-                               "fpr": "FPR", "fnr": "FNR", "threshold": "Threshold", "n": "Test patients"})
-
-
 def tab_baselines(view: RunView):
     if view.name != SELECTED:
         st.info("The comparison with the baselines is computed for the selected model.")
@@ -368,7 +348,7 @@ def main():
     c[1].metric("Representation size (d)", model.config.hidden_size)
     c[2].metric("Validation AUC", f"{model.val_auc_:.3f}")
     c[3].metric("All levels differ", "yes" if model.significance_.all_significant else "no")
-    c[4].download_button("HTML report", lambda: build_report(view, prediction_table(view, None)), f"dice-report-{job.id}.html",
+    c[4].download_button("HTML report", lambda: build_report(view), f"dice-report-{job.id}.html",
                          "text/html", key="report", icon=":material/description:", type="primary")
     tabs = st.tabs(TABS)
     for tab, body in zip(tabs, [tab_search, tab_map, tab_significance, tab_risk, tab_profiles, tab_baselines,
