@@ -204,7 +204,7 @@ def show_summary(cohort, name: str):
     c[2].metric("Events per patient (median)", f"{s['events_per_patient_median']:.0f}")
     c[3].metric("Variables", s["variables"])
     c[4].metric("Patients without events", s["patients_without_events"])
-    st.caption(f"Source: {cohort.source or name}. Covariates: {', '.join(cohort.covariates) or 'none'}. "
+    st.caption(f"In use: **{name}** (source: {cohort.source or name}). Covariates: {', '.join(cohort.covariates) or 'none'}. "
                f"Group column: {cohort.group or 'none'}.")
     variables = cohort.variable_summary().reset_index().rename(columns={"index": "variable"})
     st.subheader("Variables and missingness")
