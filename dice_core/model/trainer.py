@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.cluster import KMeans
 from sklearn.metrics import roc_auc_score
@@ -252,6 +253,7 @@ class DICETrainer:
         labels, centroids = self.kmeans(z)
         labels, centroids, order = order_by_rate(labels, centroids, y_train)
         net.permute_clusters(order)
+        covariates = pd.DataFrame(train_data.V, columns=train_data.covariate_names)  # names for the report
         history, best, best_any = [], None, None
         for it in range(cfg.n_iter):
             previous_labels = labels
@@ -268,7 +270,7 @@ class DICETrainer:
             p_val = self.predict_outcome(net, val, centroids).cpu().numpy()
             val_auc = roc_auc_score(y_val, p_val) if len(np.unique(y_val)) == 2 else float("nan")
             t4 = time.perf_counter()
-            sig = pairwise_lr_test(labels, y_train, train_data.V, n_clusters=cfg.n_clusters, alpha=cfg.alpha)
+            sig = pairwise_lr_test(labels, y_train, covariates, n_clusters=cfg.n_clusters, alpha=cfg.alpha)
             t5 = time.perf_counter()
             record = {
                 "iteration": it + 1, "val_auc": float(val_auc), "all_significant": bool(sig.all_significant),
