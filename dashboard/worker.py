@@ -23,6 +23,7 @@ import pandas as pd
 
 from dashboard.jobs import Job, read_json, write_json
 from dashboard.store import analysis_dir, read_cohort, write_analysis
+from dice_core.modelfile import json_safe
 
 log = logging.getLogger("dice_studio.worker")
 SEARCH_SHARE = 0.8  # of the progress bar; evaluation and maps fill the rest
@@ -115,7 +116,7 @@ def evaluate_selected(job: Job, model, cohort, should_stop, status: StatusWriter
     out.mkdir(parents=True, exist_ok=True)
     for name, table in result.tables().items():
         table.to_csv(out / f"{name}.csv", index=False)
-    (out / "evaluation.json").write_text(json.dumps(_json_safe(result.to_dict()), indent=1))
+    (out / "evaluation.json").write_text(json.dumps(json_safe(result.to_dict()), indent=1))
     test_ids = [str(p) for p in model.split_.test]
     predictions = pd.DataFrame({"patient_id": test_ids})
     for name, prob in result.test_probabilities.items():
@@ -201,20 +202,6 @@ def run_prepare(job: Job, name: str):
     except Exception as exc:
         log.error("preparing %s of job %s failed:\n%s", name, job.id, traceback.format_exc())
         write_json(marker, {"state": "failed", "error": str(exc)})
-
-
-def _json_safe(obj):
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, (np.floating, float)):
-        return float(obj) if np.isfinite(obj) else None
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.bool_):
-        return bool(obj)
-    return obj
 
 
 def main(argv=None) -> int:

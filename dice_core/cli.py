@@ -150,10 +150,10 @@ class ProgressBar:
 
 
 def write_json(path: Path, obj):
-    from .modelfile import _json_safe
+    from .modelfile import json_safe
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(_json_safe(obj), indent=1))
+    path.write_text(json.dumps(json_safe(obj), indent=1))
 
 
 # -- commands ---------------------------------------------------------------------------------

@@ -35,14 +35,14 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _json_safe(obj):
+def json_safe(obj):
     """Replace NaN/inf by None so the JSON is standard; numpy types become Python ones."""
     if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     if isinstance(obj, (np.floating, float)):
         return float(obj) if np.isfinite(obj) else None
     if isinstance(obj, np.integer):
@@ -75,7 +75,7 @@ def save_model(model, path, *, name: str | None = None) -> Path:
         "train_time_s": model.train_time_, "history": model.history_,
         "weights_sha256": _sha256(tmp / WEIGHTS),
     }
-    (tmp / MODEL_JSON).write_text(json.dumps(_json_safe(meta), indent=1))
+    (tmp / MODEL_JSON).write_text(json.dumps(json_safe(meta), indent=1))
     split = {k: [str(p) for p in getattr(model.split_, k)] for k in ("train", "val", "test")}
     (tmp / SPLIT_JSON).write_text(json.dumps(split))
     if path.exists():
@@ -194,4 +194,4 @@ def unpack_model(archive, dest) -> Path:
     return dest
 
 
-__all__ = ["save_model", "load_model", "read_metadata", "pack_model", "unpack_model", "ModelFileError"]
+__all__ = ["save_model", "load_model", "read_metadata", "pack_model", "unpack_model", "json_safe", "ModelFileError"]
