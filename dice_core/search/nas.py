@@ -97,7 +97,7 @@ def make_record(model: DICE, n_iter: int) -> dict:
 def halving_rungs(n_iter: int, n_candidates: int, eta: int = 3, max_halvings: int = 2) -> list[tuple[int, int]]:
     """(iterations, candidates) per rung, ending with the full schedule for the survivors."""
     n_halvings = min(max_halvings, int(math.floor(math.log(max(n_candidates, 1), eta))))
-    return [(max(1, n_iter // eta ** r), max(1, math.ceil(n_candidates / eta ** (n_halvings - r))))
+    return [(max(1, n_iter // eta ** r), max(1, n_candidates // eta ** (n_halvings - r)))
             for r in range(n_halvings, -1, -1)]
 
 
