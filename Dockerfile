@@ -22,7 +22,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 COPY requirements.txt .
-RUN pip install --extra-index-url "$TORCH_INDEX" -r requirements.txt
+# requirements.txt also installs the project itself (`-e .`): that comes after the code is copied.
+RUN grep -v '^-e ' requirements.txt > /tmp/requirements.txt \
+    && pip install --extra-index-url "$TORCH_INDEX" -r /tmp/requirements.txt
 
 COPY pyproject.toml README.md ./
 COPY dice_core ./dice_core
