@@ -135,6 +135,9 @@ def stage_train(params, figs: Figures):
     per_iteration = model.train_time_ / len(history)
     figs.add("iteration_s", f"outer iteration, mean wall ({len(history)} iterations)", per_iteration, "s",
              ("<=", 1.0, "<= 1.0 s (reference implementation 6.3 s)"))
+    parts = ("seconds_epoch", "seconds_embed", "seconds_kmeans", "seconds_validation", "seconds_exact_test")
+    figs.add("iteration_median_s", "outer iteration, median of the per-iteration sums (robust to interruptions)",
+             float(np.median([sum(h[k] for k in parts) for h in history])), "s")
     figs.add("refit_s", "  head refit (L-BFGS), median", refit, "s")
     figs.add("epoch_s", "  joint epoch, median", epoch_only, "s")
     figs.add("embed_s", "  embedding, median", median("seconds_embed"), "s")
@@ -353,14 +356,23 @@ def stage_scale(params, figs: Figures):
     """Runs the generation and the measurement of each size in their own processes (bench/worker.py).
 
     Before each size, its peak memory is predicted from the sizes measured so far (linear in the
-    number of events); a size whose prediction is over `memory_guard` of the memory available now is
-    not run, and the prediction is reported as extrapolated instead.
+    number of patients: the generator gives every patient the same expected number of events); a
+    size whose prediction is over `memory_guard` of the memory available now is not generated nor
+    run, and the prediction is reported as extrapolated instead.
     """
     from .worker import run_worker
 
     cache = Path(params["out_dir"]) / "cache"
-    measured = []  # (events, peak MB, baseline MB) of each measured size
+    measured = []  # (patients, peak MB, baseline MB) of each measured size
     for n in params["scale_sizes"]:
+        predicted, free = predicted_peak_mb(measured, n), available_memory_mb()
+        if predicted is not None and predicted > params["memory_guard"] * free:
+            figs.add(f"peak_mb_{n}", f"{n:,} patients: peak memory, extrapolated from the smaller sizes", predicted,
+                     "MB", scale_target(n), basis="extrapolated")
+            figs.note(f"{n:,} patients not run: the predicted peak {predicted / 1024:.1f} GB is over "
+                      f"{params['memory_guard']:.0%} of the {free / 1024:.1f} GB available now; run it on a larger "
+                      f"machine with --only scale --scale-sizes {n}")
+            continue
         folder = cache / f"synthetic_P{n}_V{params['scale_variables']}_T{params['scale_steps']}"
         if not (folder / "info.json").is_file():
             say(f"generating {n:,} synthetic patients into {folder}")
@@ -368,33 +380,24 @@ def stage_scale(params, figs: Figures):
         info = json.loads((folder / "info.json").read_text())
         if info["note"] and info["note"] not in figs.notes:
             figs.note(info["note"])
-        predicted = predicted_peak_mb(measured, info["events"])
-        free = available_memory_mb()
-        if predicted is not None and predicted > params["memory_guard"] * free:
-            figs.add(f"peak_mb_{n}", f"{n:,} patients: peak memory, extrapolated from the smaller sizes", predicted,
-                     "MB", scale_target(n), basis="extrapolated")
-            figs.note(f"{n:,} patients ({info['events']:,} events) not run: the predicted peak "
-                      f"{predicted / 1024:.1f} GB is over {params['memory_guard']:.0%} of the "
-                      f"{free / 1024:.1f} GB available now; run it on a larger machine with --scale-sizes {n}")
-            continue
         say(f"measuring {n:,} patients ({info['events']:,} events)")
         result = run_worker("scale-measure", {**params, "folder": str(folder), "n_patients": n})
         figs.rows.extend(result["figures"])
         figs.notes.extend(result["notes"])
         baseline = next(r["value"] for r in result["figures"] if r["key"].startswith("baseline_mb"))
-        measured.append((info["events"], result["peak_rss_mb"], baseline))
+        measured.append((n, result["peak_rss_mb"], baseline))
 
 
-def predicted_peak_mb(measured: list, n_events: int):
-    """Peak memory for `n_events`, linear through the last two measured sizes (or from the process
+def predicted_peak_mb(measured: list, size: int):
+    """Peak memory at `size`, linear through the last two measured sizes (or from the process
     baseline through the only one); None before any size is measured."""
     if not measured:
         return None
     if len(measured) == 1:
-        events, peak, baseline = measured[0]
-        return baseline + (peak - baseline) * n_events / events
-    (e1, p1, _), (e2, p2, _) = measured[-2:]
-    return p2 + (p2 - p1) / (e2 - e1) * (n_events - e2)
+        done, peak, baseline = measured[0]
+        return baseline + (peak - baseline) * size / done
+    (n1, p1, _), (n2, p2, _) = measured[-2:]
+    return p2 + (p2 - p1) / (n2 - n1) * (size - n2)
 
 
 def scale_target(n_patients: int):
