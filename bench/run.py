@@ -57,6 +57,9 @@ def parse_args(argv=None):
                         help=f"torch (and OpenMP/BLAS) threads per stage (default: usable cores, {usable_cores()})")
     parser.add_argument("--search-iter", type=int, default=None, help="iterations per architecture in 'search'")
     parser.add_argument("--scale-sizes", default=None, help="comma-separated cohort sizes for 'scale'")
+    parser.add_argument("--memory-guard", type=float, default=None,
+                        help="'scale' skips a size predicted to need more than this share of the available "
+                             "memory (default 0.5)")
     parser.add_argument("--out", default=str(REPO_ROOT / "bench" / "results"), help="results folder")
     parser.add_argument("--write-benchmarks", action="store_true",
                         help="also write the table to BENCHMARKS.md at the repository root (the current figures)")
@@ -84,6 +87,8 @@ def stage_params(stage: str, args) -> dict:
         params["search_iter"] = args.search_iter
     if args.scale_sizes:
         params["scale_sizes"] = [int(s) for s in args.scale_sizes.split(",")]
+    if args.memory_guard:
+        params["memory_guard"] = args.memory_guard
     if stage == "search-full":
         params.update(search_iter=60, **FULL_GRID)
     return params
@@ -101,6 +106,8 @@ def reproduce_command(stage: str, args) -> str:
         parts.append(f"--search-iter {args.search_iter}")
     if args.scale_sizes and stage == "scale":
         parts.append(f"--scale-sizes {args.scale_sizes}")
+    if args.memory_guard and stage == "scale":
+        parts.append(f"--memory-guard {args.memory_guard}")
     return " ".join(parts)
 
 
