@@ -196,9 +196,14 @@ class RunView:
             "p vs reference": s["p_vs_reference"], "Note": s["note"],
         })
 
+    @property
+    def adjusted_for(self) -> str:
+        """The covariates the exact test adjusted for, in words (from the test's own design columns)."""
+        return F.covariates_text(self.model.significance_.covariate_names)
+
     def forest_figure(self):
         sig = self.model.significance_
-        return F.forest_plot(sig.summary(), sig.reference)
+        return F.forest_plot(sig.summary(), sig.reference, self.adjusted_for)
 
     def rate_figure(self):
         return F.rate_figure(self.model.significance_.summary())
@@ -255,7 +260,8 @@ def build_report(view: RunView) -> bytes:
     summary = (f"Cohort: {spec.get('cohort_name')} ({cohort.n_patients:,} patients, outcome rate "
                f"{ui.pct(cohort.patients['outcome'].mean())}). Model: {view.title}; validation AUC "
                f"{model.val_auc_:.3f}; every pair of risk levels differs significantly: "
-               f"{'yes' if sig.all_significant else 'no'} (α = {sig.alpha:g}).")
+               f"{'yes' if sig.all_significant else 'no'} (α = {sig.alpha:g}; outcome model adjusted for "
+               f"{view.adjusted_for}).")
     sections = [ReportSection("Summary", [summary]),
                 ReportSection("Architecture search", [view.search_figure(), pd.DataFrame(view.job.records())
                                .drop(columns=["S", "cluster_sizes", "cluster_rates"], errors="ignore")])]

@@ -3,6 +3,7 @@ and the session's current cohort, job and model."""
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from pathlib import Path
@@ -88,6 +89,7 @@ def demo_cohort():
 def set_cohort(cohort, name: str):
     st.session_state["cohort"] = cohort
     st.session_state["cohort_name"] = name
+    st.session_state.pop("window_hours", None)  # the next cohort gets its own default window
 
 
 def current_cohort():
@@ -95,6 +97,18 @@ def current_cohort():
     if "cohort" not in st.session_state:
         set_cohort(demo_cohort(), DEMO_NAME)
     return st.session_state["cohort"], st.session_state["cohort_name"]
+
+
+def default_window(cohort) -> float:
+    """Hours of data per patient: the data's span (99th percentile of times) rounded up, at most 48
+    (the PhysioNet 2012 window); 24 for the demo cohort."""
+    last = float(cohort.events["time"].quantile(0.99)) if len(cohort.events) else 48.0
+    return float(min(48, max(1, math.ceil(last))))
+
+
+def window_hours(cohort) -> float:
+    """The window the Train page will use: the last one started in this session, else the default."""
+    return float(st.session_state.get("window_hours") or default_window(cohort))
 
 
 # -- the session's job and model ----------------------------------------------------------------

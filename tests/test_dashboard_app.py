@@ -98,6 +98,7 @@ def test_app_opens_on_the_synthetic_demo_cohort(studio):
     assert metrics["Patients"] == "600" and metrics["Variables"] == "7"
     assert "synthetic" in at.sidebar.markdown[0].value.lower()
     assert any("no problem found" in s.value for s in at.success)
+    assert any("Every event falls within the first 24 hours" in s.value for s in at.success)  # demo: 24 h
 
 
 def test_uploaded_tables_are_mapped_from_their_column_names(studio):
@@ -139,6 +140,26 @@ def test_a_bad_upload_shows_what_to_fix_and_keeps_the_previous_cohort(studio):
     assert report["Severity"].eq("error").any()
     assert report["Problem"].str.contains("same value").any()
     assert {m.label: m.value for m in at.metric}["Patients"] == "600"  # still the demo cohort
+
+
+def test_events_after_the_training_window_are_reported_on_the_cohort_page(studio):
+    """Times up to 100 h: the Train page's default window is 48 h; what falls after it is listed."""
+    times = {"a": [1, 5, 60], "b": [2, 30, 100], "c": [0.5, 47], "d": [70, 80]}
+    events = pd.DataFrame([{"patient_id": p, "time": t, "variable": "HR", "value": 80 + t}
+                           for p, ts in times.items() for t in ts])
+    patients = pd.DataFrame({"patient_id": list(times), "outcome": [1, 0, 0, 1]})
+    at = open_page()
+    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
+    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.button(key="load_tables").click().run()
+    assert not problems(at)
+    assert any(h.value == "Observation window: the first 48 hours" for h in at.subheader)
+    window = table_with(at, "Examples (patient ids)")
+    assert window["Problem"].str.startswith("4 events at or after 48 hours").any()
+    empty = window[window["Problem"].str.contains("none within the first 48 hours")]
+    assert empty["Count"].tolist() == [1] and empty["Examples (patient ids)"].tolist() == ["d"]
 
 
 def test_an_unreadable_file_is_reported_not_raised(studio):
@@ -201,6 +222,7 @@ def test_results_show_every_figure_and_table(trained):
     assert set(fairness["race"]) <= {"White", "Black", "Hispanic", "Asian"}
     assert any("fewer than 30 test patients" in w.value for w in at.warning)  # small groups are flagged
     assert len(at.get("download_button")) >= 8  # CSV of every table + the HTML report
+    assert any("adjusted for age, sex" in c.value for c in at.caption)  # the exact test's own covariates
 
 
 def test_results_controls_holm_threshold_and_baseline_maps(trained):
@@ -259,6 +281,37 @@ def test_patient_page_scores_typed_values(trained):
     at.button(key="score_typed").click().run()
     assert not problems(at)
     assert "Predicted probability of the outcome" in [m.label for m in at.metric]
+    # covariates left empty: scored, with a note saying what the model used instead
+    assert any("note(s) on this patient's data" in w.value for w in at.warning)
+    notes = table_with(at, "What happened")
+    assert notes["Problem"].str.startswith("2 of 2 covariates without a value ('age', 'sex')").any()
+
+
+def test_patient_page_leaves_out_unusable_typed_rows_and_uses_the_covariates(trained):
+    at = open_page("patient")
+    at.radio(key="patient_source").set_value("Type a few values").run()
+    at.number_input(key="typed-age").set_value(80).run()
+    at.selectbox(key="typed-sex").set_value("male").run()
+    at.session_state["typed_rows"] = pd.DataFrame({"hours": [1.0, None], "variable": ["HR", "HR"],
+                                                   "value": [95.0, 100.0]})
+    at.button(key="score_typed").click().run()
+    assert not problems(at)
+    notes = table_with(at, "What happened")
+    assert notes["What happened"].tolist() == ["rows left out"]  # the row without hours; covariates given
+    assert notes["Column"].tolist() == ["time"]
+    assert "Predicted probability of the outcome" in [m.label for m in at.metric]
+
+
+def test_patient_page_picks_one_patient_of_an_uploaded_file(trained):
+    events = "patient_id,time,variable,value\nX1,0.5,HR,85\nX1,2,MAP,70\nX2,1,HR,120\n"
+    at = open_page("patient")
+    at.radio(key="patient_source").set_value("Upload one patient's events").run()
+    at.file_uploader(key="patient_upload").upload("two.csv", events.encode(), "text/csv")
+    at.run()
+    assert not problems(at)
+    assert at.selectbox(key="upload_pick").options == ["X1", "X2"]
+    at.selectbox(key="upload_pick").set_value("X2").run()
+    assert "Risk level (1 = highest risk)" in [m.label for m in at.metric]
 
 
 # -- models -----------------------------------------------------------------------------------------

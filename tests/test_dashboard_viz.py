@@ -53,6 +53,17 @@ def test_forest_plot_draws_each_odds_ratio_with_its_interval():
     assert "reference: Risk level 3 (lowest)" in fig.layout.title.text
 
 
+def test_covariates_are_named_in_words_from_the_tests_design_columns():
+    assert F.covariates_text(["age", "age_missing", "sex=male", "race=Black", "race=White"]) == "age, sex, race"
+    assert F.covariates_text(["smoker_missing"]) == "smoker_missing"  # a missing-only covariate keeps its name
+    assert F.covariates_text([]) == "no covariate"
+    rng = np.random.default_rng(1)
+    covariates = pd.DataFrame({"age": rng.normal(size=200), "sex=male": rng.integers(0, 2, 200)})
+    sig = pairwise_lr_test(np.repeat([0, 1], 100), rng.integers(0, 2, 200), covariates, n_clusters=2)
+    fig = F.forest_plot(sig.summary(), sig.reference, F.covariates_text(sig.covariate_names))
+    assert fig.layout.xaxis.title.text == "odds ratio (log scale), adjusted for age, sex"
+
+
 def test_search_figure_marks_significant_architectures_and_the_selected_one():
     records = pd.DataFrame({"K": [2, 2, 3], "d": [8, 16, 8], "n_iter": [5, 5, 5], "val_auc": [0.7, 0.8, 0.75],
                             "all_significant": [True, False, True], "min_p": [0.01, 0.2, 0.001]})

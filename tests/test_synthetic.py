@@ -40,6 +40,19 @@ def test_sampling_is_irregular_and_incomplete(synthetic_cohort):
     assert 0.5 < share < 0.9  # some steps are missing
 
 
+def test_values_are_clinically_plausible():
+    """Lab values are positive (drawn on a log scale) and SpO2 stops at 100%."""
+    cohort, _ = make_synthetic_cohort(n_patients=2000, n_steps=24, n_variables=10, seed=1)
+    values = cohort.events.dropna(subset=["value"])
+    assert (values["value"] > 0).all()
+    by_variable = values.groupby("variable")["value"]
+    assert by_variable.max()["SpO2"] == 100.0
+    assert by_variable.min()[["Lactate", "Creatinine", "WBC", "Glucose"]].gt(
+        [0.3, 0.2, 2.0, 40.0]).all()  # not just above zero: plausible for an ICU
+    assert by_variable.median()[["Lactate", "Creatinine", "WBC"]].to_numpy() == pytest.approx([2.5, 1.3, 11.0],
+                                                                                              rel=0.2)
+
+
 def test_outcome_rates_differ_by_subgroup():
     cohort, labels = make_synthetic_cohort(n_patients=3000, n_steps=4, n_variables=2, seed=3)
     rates = cohort.patients["outcome"].groupby(labels).mean().to_numpy()
@@ -105,8 +118,18 @@ def test_write_then_load_round_trip(tmp_path, synthetic_cohort, extension):
     loaded = load_cohort(events_path, patients_path, ColumnMap(group="race"))
     assert loaded.covariates == ["age", "sex"]
     pd.testing.assert_frame_equal(loaded.patients, cohort.patients)
-    expected = cohort.events.assign(time=cohort.events["time"].round(4), value=cohort.events["value"].round(4))
+    expected = cohort.events.assign(time=np.floor(cohort.events["time"] * 1e4) / 1e4,
+                                    value=cohort.events["value"].round(4))
     pd.testing.assert_frame_equal(loaded.events, expected, check_exact=False, atol=1e-9)
+
+
+def test_written_times_stay_inside_the_window(tmp_path):
+    """Times are truncated, not rounded: 23.996 h is written 23.99, not 24.0 (outside a 24 h window)."""
+    cohort, _ = make_synthetic_cohort(n_patients=300, n_steps=24, n_variables=2, seed=0)
+    assert cohort.events["time"].max() > 23.995  # would round to 24.00
+    write_cohort(cohort, tmp_path / "e.csv", tmp_path / "p.csv", decimals=2)
+    times = pd.read_csv(tmp_path / "e.csv")["time"]
+    assert times.max() < 24 and times.max() == pytest.approx(23.99)
 
 
 def test_true_labels_are_written_only_when_asked(tmp_path, synthetic_cohort):

@@ -194,6 +194,25 @@ def show_report(report):
     ui.show_table(frame, "validation-report", key="csv-validation")
 
 
+def show_window_report(cohort):
+    """What the Train page's observation window leaves out: late events, patients left empty."""
+    from dice_core.data import window_report
+
+    hours = ui.window_hours(cohort)
+    st.subheader(f"Observation window: the first {hours:g} hours")
+    st.caption(f"Training reads each patient's first {hours:g} hours after the index time (e.g. ICU admission); "
+               "change it on the **Train** page under *Hours of data per patient*.")
+    frame = window_report(cohort, hours).to_frame()
+    if frame.empty:
+        st.success(f"Every event falls within the first {hours:g} hours; no patient is left without data.")
+        return
+    st.warning(f"Some data fall outside the first {hours:g} hours and will not be used (see below). A longer "
+               "window keeps them.")
+    frame = frame.rename(columns={"severity": "Severity", "file": "File", "column": "Column", "problem": "Problem",
+                                  "count": "Count", "examples": "Examples (patient ids)"})
+    ui.show_table(frame, "window-report", key="csv-window")
+
+
 def show_summary(cohort, name: str):
     st.header("Cohort summary")
     s = cohort.summary()
@@ -253,8 +272,12 @@ def main():
         st.divider()
     cohort, name = ui.current_cohort()
     show_summary(cohort, name)
-    st.subheader("Validation report")
-    show_report(cohort.report)
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Validation report")
+        show_report(cohort.report)
+    with right:
+        show_window_report(cohort)
 
 
 ui.guard(main)

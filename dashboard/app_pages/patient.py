@@ -48,44 +48,54 @@ def choose_model():
 
 
 def covariate_inputs(model, key: str) -> dict:
-    """One input per covariate the model adjusts for (defaults: training mean / most frequent value)."""
+    """One input per covariate the model adjusts for; left empty, the model uses the training mean
+    (numbers) or the most frequent training category, and the scoring report says so."""
     values = {}
     specs = model.preprocessor_.covariates_
     if not specs:
         return values
-    st.markdown("**Covariates**")
+    st.markdown("**Covariates** (leave empty when not known)")
     cols = st.columns(min(4, len(specs)))
     for i, spec in enumerate(specs):
         where = cols[i % len(cols)]
         if spec["kind"] == "categorical":
-            options = [spec["reference"], *spec["levels"]]
-            values[spec["name"]] = where.selectbox(spec["name"], options, key=f"{key}-{spec['name']}")
+            values[spec["name"]] = where.selectbox(spec["name"], [spec["reference"], *spec["levels"]], index=None,
+                                                   placeholder="not known", key=f"{key}-{spec['name']}")
         else:
-            values[spec["name"]] = where.number_input(spec["name"], value=round(float(spec["mean"]), 1),
+            hint = f"not known (training mean {spec['mean']:.3g})" if "mean" in spec else "not known"
+            values[spec["name"]] = where.number_input(spec["name"], value=None, placeholder=hint,
                                                       key=f"{key}-{spec['name']}")
     return values
 
 
-def one_patient_cohort(events: pd.DataFrame, covariates: dict, model):
-    """A cohort of one new patient, checked like any uploaded table (times, values, variables)."""
-    from dice_core.config import ColumnMap
-    from dice_core.data.cohort import Cohort, ValidationReport
-    from dice_core.data.validate import check_events
+def scoring_cohort(events: pd.DataFrame, covariates: dict, model, source: str):
+    """The new patient(s) read and checked by dice_core like any uploaded table; the problems found
+    (rows left out, covariates not given) are shown as warnings."""
+    from dice_core.data import load_events_for_scoring
     from dice_core.errors import CohortError
 
-    report = ValidationReport()
-    raw = events.copy()
-    raw["patient_id"] = NEW_ID
-    table = check_events(raw, ColumnMap(), "the patient's events", report, None)
-    if report.errors or table is None:
-        raise CohortError("The patient's events cannot be used:\n" + "\n".join("- " + p.describe()
-                                                                                for p in report.errors))
-    if table.empty:
-        raise CohortError("No usable value: add at least one measurement (hours, variable, value).")
-    patients = pd.DataFrame([covariates], index=pd.Index([NEW_ID], name="patient_id"))
-    names = [s["name"] for s in model.preprocessor_.covariates_]
-    return Cohort(table, patients, covariates=names, group=None, source="entered on the Patient page",
-                  report=report)
+    given = {name: value for name, value in covariates.items() if value is not None}
+    names = [c["name"] for c in model.preprocessor_.covariates_]
+    cohort = load_events_for_scoring(events, given, model_covariates=names, strict=False)
+    cohort.source = source
+    if cohort.events.empty:
+        show_notes(cohort)
+        raise CohortError("No usable measurement: add at least one row with hours, variable and value.")
+    return cohort
+
+
+def show_notes(cohort):
+    """The scoring report of a new patient (rows left out, covariates not given), as warnings."""
+    problems = cohort.report.to_frame()
+    if problems.empty:
+        return
+    st.warning(f"{len(problems)} note(s) on this patient's data: rows that cannot be used were left out; "
+               "missing covariates were replaced as described. Row numbers count the header as row 1, as in "
+               "a spreadsheet.")
+    problems["severity"] = problems["severity"].map({"error": "rows left out", "warning": "note"})
+    ui.show_table(problems.drop(columns=["file"]).rename(columns={
+        "severity": "What happened", "column": "Column", "problem": "Problem", "count": "Count",
+        "examples": "Examples (rows or values)"}), "patient-data-notes", key="csv-patient-notes")
 
 
 def uploaded_patient(model):
@@ -95,7 +105,7 @@ def uploaded_patient(model):
     from dashboard import columns as colguess
 
     st.caption("A CSV or Parquet file with one row per measurement: hours since admission, variable name and "
-               "value (a patient id column is allowed and ignored).")
+               "value. With a patient id column, the file may hold several patients: choose one below.")
     upload = st.file_uploader("The patient's events", type=["csv", "gz", "parquet", "pq"], key="patient_upload")
     covariates = covariate_inputs(model, "upload")
     if upload is None:
@@ -110,10 +120,19 @@ def uploaded_patient(model):
         guess = dict(zip(["time", "variable", "value"], frame.columns))
     missing = [role for role in ("time", "variable", "value") if not guess.get(role)]
     if missing:
-        st.error(f"The file needs columns for {', '.join(missing)} (e.g. time, variable, value).")
+        st.error(f"The file needs columns for {', '.join(missing)} (e.g. time, variable, value); it has "
+                 f"{', '.join(map(str, frame.columns))}.")
         return None
     events = frame.rename(columns={guess["time"]: "time", guess["variable"]: "variable", guess["value"]: "value"})
-    return one_patient_cohort(events[["time", "variable", "value"]], covariates, model)
+    has_id = guess.get("patient_id") not in (None, *("time", "variable", "value")) and frame.shape[1] > 3
+    events["patient_id"] = events[guess["patient_id"]].astype(str) if has_id else NEW_ID
+    cohort = scoring_cohort(events[["patient_id", "time", "variable", "value"]], covariates, model,
+                            f"uploaded file {upload.name}")
+    ids = cohort.patients.index.tolist()
+    if len(ids) > 1:
+        chosen = st.selectbox(f"Patient ({len(ids)} in the file)", ids, key="upload_pick")
+        cohort = cohort.subset([chosen])
+    return cohort
 
 
 def typed_patient(model):
@@ -134,8 +153,13 @@ def typed_patient(model):
     covariates = covariate_inputs(model, "typed")
     if not st.button("Score this patient", type="primary", key="score_typed"):
         return st.session_state.get("typed_cohort")
-    events = rows.dropna(subset=["variable"]).rename(columns={"hours": "time"})
-    cohort = one_patient_cohort(events[["time", "variable", "value"]], covariates, model)
+    events = rows.dropna(subset=["variable"]).rename(columns={"hours": "time"}).assign(patient_id=NEW_ID)
+    if events.empty:
+        st.session_state.pop("typed_cohort", None)
+        st.error("Type at least one measurement: hours since admission, variable and value.")
+        return None
+    cohort = scoring_cohort(events[["patient_id", "time", "variable", "value"]], covariates, model,
+                            "values typed on the Patient page")
     st.session_state["typed_cohort"] = cohort
     return cohort
 
@@ -254,6 +278,8 @@ def main():
         cohort, in_map = typed_patient(model), False
     if cohort is None:
         return
+    if not in_map:
+        show_notes(cohort)
     st.divider()
     show_result(model, view, cohort, in_map)
 

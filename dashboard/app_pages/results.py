@@ -159,8 +159,7 @@ def tab_significance(view: RunView):
     sig = view.model.significance_
     holm = st.toggle("Holm correction for multiple comparisons", key="holm",
                      help="Adjusts the K(K-1)/2 pairwise p-values so the chance of any false 'differs' stays ≤ α.")
-    adjusted = ", ".join(view.cohort.covariates) or "nothing"
-    st.caption(f"Likelihood-ratio test of the outcome model (adjusted for {adjusted}) "
+    st.caption(f"Likelihood-ratio test of the outcome model (adjusted for {view.adjusted_for}) "
                f"on the {sig.n_obs:,} training patients: does merging two risk levels lose information about the "
                "outcome? Blue: the two levels differ significantly; red: they do not.")
     ui.show_figure(view.significance_figure(holm), "pairwise-p-values", key="fig-pvalues")
@@ -182,7 +181,7 @@ def tab_significance(view: RunView):
 
 def tab_risk(view: RunView):
     st.caption("Each risk level's patients in the training split, the share who had the outcome (95% Wilson "
-               "interval), and the odds ratio against the lowest-risk level, adjusted for the covariates.")
+               f"interval), and the odds ratio against the lowest-risk level, adjusted for {view.adjusted_for}.")
     table = view.risk_table()
     ui.show_table(table, "risk-levels", key="csv-risk", column_config={
         "Outcome rate": st.column_config.NumberColumn(format="percent"),

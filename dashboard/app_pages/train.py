@@ -29,12 +29,6 @@ def parse_sizes(text: str) -> tuple[int, ...]:
     return tuple(sizes)
 
 
-def default_window(cohort) -> float:
-    """Hours of data to use: the data's span rounded up, at most 48 (the PhysioNet window)."""
-    last = float(cohort.events["time"].quantile(0.99)) if len(cohort.events) else 48.0
-    return float(min(48, max(1, math.ceil(last))))
-
-
 def settings_form(cohort):
     """The training settings; returns the job settings dict when 'Start training' is pressed."""
     from dice_core.config import DICEConfig, PreprocessConfig, SearchConfig
@@ -77,7 +71,7 @@ def settings_form(cohort):
             c1, c2, c3, c4 = st.columns(4)
             alpha = c1.number_input("Significance level α", 0.001, 0.5, paper.alpha, format="%.3f")
             lr = c2.number_input("Learning rate", 1e-5, 1.0, paper.learning_rate, format="%.4f")
-            window = c3.number_input("Hours of data per patient", 1.0, 24 * 365.0, default_window(cohort),
+            window = c3.number_input("Hours of data per patient", 1.0, 24 * 365.0, ui.window_hours(cohort),
                                      help="Events after this many hours since the index time are not used.")
             bin_hours = c4.number_input("Hours per time step", 0.1, 24 * 30.0, 1.0,
                                         help="Events are averaged (values) or counted (orders) per step.")
@@ -93,6 +87,7 @@ def settings_form(cohort):
                       alpha=alpha, learning_rate=lr)
     search = SearchConfig(tuple(sorted(K)), parse_sizes(d_text), strategy)
     preprocess = PreprocessConfig(window_hours=float(window), bin_hours=float(bin_hours))
+    st.session_state["window_hours"] = float(window)  # the Cohort page checks the data against it
     return {"search": search.to_dict(), "base": base.to_dict(), "preprocess": preprocess.to_dict(),
             "evaluate": evaluate, "build_maps": maps}
 

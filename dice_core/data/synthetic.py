@@ -1,7 +1,9 @@
 """A synthetic cohort with planted subgroups, for tests, the demo and checking that DICE recovers them.
 
 Each subgroup has its own temporal pattern: every variable has a subgroup-specific level and trend
-over the window, plus a patient offset and measurement noise. Measurements are taken at irregular
+over the window, plus a patient offset and measurement noise. Lab values that are positive by nature
+(lactate, creatinine, white cells, glucose) are drawn on a log scale, as their real distributions are
+right-skewed, so they never go below zero; SpO2 stops at 100%. Measurements are taken at irregular
 times (jittered within each hour, with missing hours and some shorter stays), and a coded event
 (an order, value empty) is more frequent in higher-risk subgroups. The outcome is drawn with a
 clearly different rate per subgroup; subgroup 0 has the highest rate. Age, sex and race do not
@@ -17,10 +19,14 @@ import pandas as pd
 from ..errors import ConfigError
 from .cohort import Cohort, ValidationReport
 
-# name, typical value, spread: the pattern (in standard units) is mapped to clinical-looking units
-VARIABLES = [("HR", 85.0, 15.0), ("MAP", 80.0, 12.0), ("Temp", 37.0, 0.8), ("Lactate", 2.5, 1.2),
-             ("Creatinine", 1.3, 0.5), ("WBC", 11.0, 4.0), ("RespRate", 19.0, 4.0), ("SpO2", 95.0, 2.5),
-             ("Glucose", 140.0, 35.0), ("Na", 139.0, 4.0)]
+# name, typical value, spread, scale: the pattern z (in standard units) is mapped to clinical-looking
+# units, typical + spread * z ("linear") or typical * exp(z * spread / typical) ("log": always > 0, the
+# same spread near the typical value, and monotone in z, so the subgroups stay as far apart)
+VARIABLES = [("HR", 85.0, 15.0, "linear"), ("MAP", 80.0, 12.0, "linear"), ("Temp", 37.0, 0.8, "linear"),
+             ("Lactate", 2.5, 1.2, "log"), ("Creatinine", 1.3, 0.5, "log"), ("WBC", 11.0, 4.0, "log"),
+             ("RespRate", 19.0, 4.0, "linear"), ("SpO2", 95.0, 2.5, "linear"), ("Glucose", 140.0, 35.0, "log"),
+             ("Na", 139.0, 4.0, "linear")]
+UPPER_LIMITS = {"SpO2": 100.0}  # a saturation cannot exceed 100%
 CODED_EVENT = "antibiotic_order"
 RACES = ["White", "Black", "Hispanic", "Asian"]
 RACE_SHARES = [0.6, 0.2, 0.12, 0.08]
@@ -100,14 +106,22 @@ def _measurements(rng, ids, labels, n_subgroups, n_steps, n_variables, bin_hours
     stay_steps = np.where(rng.random(P) < short_stay_share, rng.integers(T // 2, T + 1, P), T)
     observed &= np.arange(T)[None, None, :] < stay_steps[:, None, None]
     p, v, t = np.nonzero(observed)
-    typical = np.array([VARIABLES[i][1] for i in range(V)])
-    spread = np.array([VARIABLES[i][2] for i in range(V)])
     return pd.DataFrame({
         "patient_id": ids[p],
         "time": (t + rng.random(len(t))) * bin_hours,
         "variable": np.array([VARIABLES[i][0] for i in range(V)])[v],
-        "value": (typical[v] + spread[v] * z[p, v, t]).round(3),
+        "value": clinical_units(z[p, v, t], v).round(3),
     })
+
+
+def clinical_units(z: np.ndarray, variable_index: np.ndarray) -> np.ndarray:
+    """Standard-unit values z of the variables VARIABLES[variable_index], in clinical units."""
+    typical = np.array([row[1] for row in VARIABLES])[variable_index]
+    spread = np.array([row[2] for row in VARIABLES])[variable_index]
+    on_log_scale = np.array([row[3] == "log" for row in VARIABLES])[variable_index]
+    upper = np.array([UPPER_LIMITS.get(row[0], np.inf) for row in VARIABLES])[variable_index]
+    values = np.where(on_log_scale, typical * np.exp(z * spread / typical), typical + spread * z)
+    return np.minimum(values, upper)
 
 
 def _coded_events(rng, ids, labels, n_subgroups, n_steps, bin_hours) -> pd.DataFrame:
@@ -124,13 +138,14 @@ def write_cohort(cohort: Cohort, events_path, patients_path, *, true_labels=None
                  label_column: str = "true_subgroup", decimals: int | None = 4) -> None:
     """Write the cohort in the user-facing layout (CSV, CSV.gz or Parquet, from the extension).
 
-    The patients file holds patient_id, the outcome (as 0/1 under cohort.outcome_name), the
+    `decimals` rounds the values and truncates the times (None keeps them exact). The patients file
+    holds patient_id, the outcome (as 0/1 under cohort.outcome_name), the
     covariates and the group. The true subgroup is written only when `true_labels` is given, in
     `label_column`; load such a file with ColumnMap(covariates=[...]) so it is not a covariate.
     """
     events = cohort.events[["patient_id", "time", "variable", "value"]].copy()
-    if decimals is not None:
-        events["time"] = events["time"].round(decimals)
+    if decimals is not None:  # times truncated, not rounded: an event never moves into the next hour
+        events["time"] = np.floor(events["time"] * 10**decimals) / 10**decimals
         events["value"] = events["value"].round(decimals)
     columns = [c for c in [*cohort.covariates, cohort.group] if c and c != "outcome"]
     patients = cohort.patients[["outcome", *dict.fromkeys(columns)]].rename(columns={"outcome": cohort.outcome_name})

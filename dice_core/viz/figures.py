@@ -181,10 +181,24 @@ def pvalue_heatmap(p_values, alpha: float = 0.05, title: str = "Pairwise likelih
 
 
 # -- risk levels -------------------------------------------------------------------------
-def forest_plot(summary: pd.DataFrame, reference: int | None = None) -> go.Figure:
+def covariates_text(design_names) -> str:
+    """The covariates an outcome model adjusted for, in plain words, from its design columns
+    (SignificanceResult.covariate_names): 'age', 'age_missing', 'sex=male' read 'age, sex'."""
+    names = [str(n) for n in design_names]
+    bases = []
+    for name in names:
+        base = name.split("=", 1)[0] if "=" in name else name
+        if base.endswith("_missing") and base[:-len("_missing")] in names:
+            base = base[:-len("_missing")]
+        bases.append(base)
+    return ", ".join(dict.fromkeys(bases)) or "no covariate"
+
+
+def forest_plot(summary: pd.DataFrame, reference: int | None = None, adjusted_for: str | None = None) -> go.Figure:
     """Odds ratio of each risk level against the reference (log scale) with 95% intervals.
 
     summary: SignificanceResult.summary() (cluster, odds_ratio, or_ci_low, or_ci_high, size...).
+    adjusted_for: the covariates in words (covariates_text), named in the axis title.
     """
     K = len(summary)
     rows = summary.reset_index(drop=True)
@@ -205,7 +219,8 @@ def forest_plot(summary: pd.DataFrame, reference: int | None = None) -> go.Figur
     fig.add_vline(x=1, line_dash="dash", line_color="#888")
     ref = f" (reference: {risk_label(reference, K)})" if reference is not None else ""
     fig.update_layout(template=TEMPLATE, height=120 + 60 * K, title=f"Odds ratio of the outcome{ref}",
-                      xaxis=dict(type="log", title="odds ratio (log scale), adjusted for covariates"),
+                      xaxis=dict(type="log", title="odds ratio (log scale), adjusted for "
+                                                         f"{adjusted_for or 'the covariates'}"),
                       yaxis=dict(autorange="reversed"))
     return fig
 
