@@ -179,7 +179,8 @@ def stage_flops(params, figs: Figures):
         torch.set_num_threads(threads)
         first_s, epoch_s = time_epochs(lambda: trainer.joint_epoch(net, train, labels_t, centroids_t, opt),
                                        params["flops_repeats"])
-        first_epoch_s = first_epoch_s if threads != thread_counts[0] else first_s
+        if first_epoch_s is None:  # the process's first joint epoch
+            first_epoch_s = first_s
         results[threads] = (epoch_s, flops / epoch_s / 1e9, matmul_gflops())
         say(f"{threads} thread(s): epoch {epoch_s:.3f} s, {results[threads][1]:.1f} GFLOP/s, "
             f"matmul {results[threads][2]:.1f} GFLOP/s")
@@ -205,7 +206,7 @@ def stage_flops(params, figs: Figures):
             figs.add(f"epoch_s_{threads}t", f"joint epoch with {threads} thread(s) (comparison)",
                      results[threads][0], "s")
     fastest = min(results, key=lambda t: results[t][0])
-    figs.note(f"thread comparison on the joint epoch: " + ", ".join(
+    figs.note("thread comparison on the joint epoch: " + ", ".join(
         f"{t} thread(s) {results[t][0]:.3f} s" for t in thread_counts) + f"; fastest: {fastest}")
     figs.note(f"FLOPs: encoder LSTM (I={data.n_inputs}, H={PAPER_D}), decoder LSTM (H={PAPER_D}), read-out to "
               f"{data.n_features} values, {len(train):,} patients x {data.n_steps} steps, backward = 2x forward; "
