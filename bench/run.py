@@ -198,7 +198,7 @@ def main(argv=None) -> int:
         write_report(report, Path(args.out))  # a long run keeps what it measured so far
     text = write_report(report, Path(args.out))
     if args.write_benchmarks:
-        run_section = text.replace("# DICE Studio benchmark", "## Run of", 1)
+        run_section = text.replace("# DICE Studio benchmark, ", "## Run of ", 1)
         (REPO_ROOT / "BENCHMARKS.md").write_text(BENCHMARKS_HEADER + run_section)
     print(text)
     return 1 if failed else 0
