@@ -39,6 +39,9 @@ def add_cohort_options(p: argparse.ArgumentParser, outcome_required=True):
     g.add_argument("--positive-label", help="label of the outcome that counts as positive (default: 1/true/yes)")
     g.add_argument("--covariates", help="comma-separated covariates to adjust for (default: all other columns)")
     g.add_argument("--group", help="group column for per-group (fairness) metrics, e.g. race")
+    g.add_argument("--index-time-col", metavar="COLUMN",
+                   help="patients column with each patient's index time (e.g. admission), used when event times "
+                        "are timestamps: hours count from it (default: each patient's first event)")
     g.add_argument("--seed", type=int, default=0, help="seed of the split and of training (default: 0)")
 
 
@@ -48,7 +51,7 @@ def load_cohort_from_args(args, strict=True):
 
     if args.physionet:
         return load_physionet2012(args.physionet)
-    if args.synthetic:
+    if args.synthetic is not None:
         return make_synthetic_cohort(n_patients=args.synthetic, seed=args.seed)[0]
     if not (args.events and args.patients):
         raise ConfigError("give a cohort: --physionet PATH, --synthetic N, or both --events FILE and --patients FILE")
@@ -60,7 +63,7 @@ def column_map_from_args(args):
 
     covariates = tuple(c.strip() for c in args.covariates.split(",") if c.strip()) if args.covariates else None
     return ColumnMap(args.id_col, args.time_col, args.variable_col, args.value_col, args.outcome,
-                     args.positive_label, covariates, args.group)
+                     args.positive_label, covariates, args.group, index_time=getattr(args, "index_time_col", None))
 
 
 def load_scoring_cohort_from_args(args, model):
@@ -87,7 +90,7 @@ def add_training_options(p: argparse.ArgumentParser, search=False):
         g.add_argument("--d", type=int, nargs="+", default=[10, 15, 20, 25, 30, 35, 40],
                        help="representation sizes to try (default: 10 15 ... 40)")
         g.add_argument("--strategy", choices=["grid", "halving"], default="grid",
-                       help="full grid, or successive halving (about a third of the time)")
+                       help="full grid, or successive halving (about a third of the time for 9+ architectures)")
         g.add_argument("--no-resume", action="store_true", help="start over instead of resuming the output folder")
         g.add_argument("--no-evaluate", action="store_true", help="skip the test-split evaluation with baselines")
     else:
@@ -189,8 +192,11 @@ def cmd_train(args):
     from .model import DICE
     from .modelfile import save_model
 
-    cohort = load_cohort_from_args(args)
+    from .modelfile import check_model_destination
+
     config, pre = configs_from_args(args)
+    check_model_destination(Path(args.out))  # before the work, not after it
+    cohort = load_cohort_from_args(args)
     bar = ProgressBar(f"training K={config.n_clusters}, d={config.hidden_size}")
     try:
         model = DICE(config, pre).fit(cohort, progress=bar)
@@ -203,6 +209,9 @@ def cmd_train(args):
                "cluster_sizes": model.cluster_sizes_, "cluster_rates": model.cluster_rates_}
     write_json(Path(args.out) / "summary.json", summary)
     print(json.dumps(json.loads((Path(args.out) / "summary.json").read_text()), indent=1))
+    if not model.significant_:
+        print(f"warning: no iteration had every pair of the {config.n_clusters} clusters significantly different "
+              f"(p < {config.alpha}); the model kept is the best by validation AUC. Try a smaller K.", file=sys.stderr)
     return 0
 
 
@@ -260,6 +269,8 @@ def cmd_evaluate(args):
 
 
 def cmd_score(args):
+    import pandas as pd
+
     from .errors import ConfigError
     from .modelfile import load_model
     from .scoring import score_patients
@@ -271,12 +282,27 @@ def cmd_score(args):
     if args.split:
         if model.split_ is None:
             raise ConfigError(f"{args.model} holds no split (it was imported from an archive); drop --split")
-        cohort = cohort.subset([p for p in getattr(model.split_, args.split) if p in cohort.patients.index])
+        wanted = [str(p) for p in getattr(model.split_, args.split)]
+        found = [p for p in wanted if p in cohort.patients.index]
+        if not found:
+            raise ConfigError(f"none of the {len(wanted)} {args.split} patients of {args.model} is in this cohort: "
+                              "--split needs the cohort the model was trained on")
+        if len(found) < len(wanted):
+            print(f"warning: {len(wanted) - len(found)} of the {len(wanted)} {args.split} patients are not in this "
+                  f"cohort; scoring the {len(found)} found", file=sys.stderr)
+        cohort = cohort.subset(found)
+    if args.out and not args.out.endswith((".csv", ".json")):
+        raise ConfigError(f"--out {args.out}: give a .csv or .json file name")
     scores = score_patients(model, cohort)
     warnings = model.input_warnings(cohort)
     if len(warnings):
-        print(f"warning: {len(warnings)} inputs outside what the model saw in training "
-              f"(e.g. {warnings.iloc[0].to_dict()})", file=sys.stderr)
+        print(f"warning: {len(warnings)} inputs outside what the model saw in training:", file=sys.stderr)
+        for row in warnings.head(10).itertuples():
+            who = f"patient {row.patient_id}: " if row.patient_id else ""
+            value = "" if pd.isna(row.value) else f" = {row.value}"
+            print(f"  {who}{row.variable}{value}: {row.problem}", file=sys.stderr)
+        if len(warnings) > 10:
+            print(f"  ... and {len(warnings) - 10} more", file=sys.stderr)
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         (scores.to_json(args.out, orient="records", indent=1) if args.out.endswith(".json")
@@ -340,8 +366,11 @@ def main(argv=None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except (KeyboardInterrupt, CancelledError):
-        print("\ninterrupted: finished architectures are kept; run the same command again to resume",
-              file=sys.stderr)
+        if args.command == "nas":
+            print("\ninterrupted: finished architectures are kept; run the same command again to resume",
+                  file=sys.stderr)
+        else:
+            print("\ninterrupted", file=sys.stderr)
         return 130
 
 

@@ -96,6 +96,13 @@ class DICEConfig:
         for name in ("n_iter", "n_epoch", "batch_size", "patience"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}={getattr(self, name)} must be >= 1")
+        for name in ("lambda_cluster", "lambda_classifier", "lambda_outcome", "lambda_significance"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}={getattr(self, name)} must be >= 0")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate={self.learning_rate} must be > 0")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise ConfigError(f"device={self.device!r} must be 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if self.n_pretrain_epochs < 0:
             raise ConfigError(f"n_pretrain_epochs={self.n_pretrain_epochs} must be >= 0")
 

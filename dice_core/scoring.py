@@ -8,6 +8,8 @@ import pandas as pd
 def score_patients(model, cohort_or_prepared) -> pd.DataFrame:
     """One row per patient: risk level (cluster), its training outcome rate, predicted probability,
     distance to every centroid and the classifier's soft membership of every cluster."""
+    if not hasattr(cohort_or_prepared, "X"):  # a Cohort, not PreparedData
+        model.check_inputs(cohort_or_prepared)
     data = model.prepare(cohort_or_prepared)
     z, memberships, prob = model._forward(data)
     dist = model.distances(z)

@@ -158,3 +158,54 @@ def test_settled_rule():
     flat = [{"val_auc": a, "membership_change": 0.0} for a in (0.8, 0.805, 0.80, 0.801)]
     moving = [{"val_auc": a, "membership_change": 0.2} for a in (0.8, 0.805, 0.80, 0.801)]
     assert not settled(rising, cfg) and settled(flat, cfg) and not settled(moving, cfg)
+
+
+def test_save_model_never_overwrites_a_folder_that_is_not_a_model(tmp_path, fitted):
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(ModelFileError, match="not a DICE Studio model"):
+        save_model(fitted, tmp_path)
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+    save_model(fitted, tmp_path / "m")
+    save_model(fitted, tmp_path / "m")  # replacing an earlier model is fine
+
+
+def test_inconsistent_model_json_is_a_clear_error(tmp_path, fitted):
+    save_model(fitted, tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    meta["centroids"] = meta["centroids"][:1]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="do not match K=3"):
+        load_model(tmp_path / "m")
+    del meta["preprocessor"]
+    (tmp_path / "m" / "model.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="incomplete or inconsistent"):
+        load_model(tmp_path / "m")
+
+
+def test_scoring_events_without_any_model_variable_is_refused(planted, fitted):
+    from dice_core.errors import CohortError
+
+    cohort, _ = planted
+    renamed = cohort.subset(fitted.split_.test)
+    renamed.events = renamed.events.assign(variable="X_" + renamed.events["variable"])
+    with pytest.raises(CohortError, match="none of the model's"):
+        score_patients(fitted, renamed)
+
+
+def test_missing_model_variable_is_a_warning(planted, fitted):
+    cohort, _ = planted
+    part = cohort.subset(fitted.split_.test)
+    dropped = fitted.preprocessor_.variables_[0]
+    part.events = part.events[part.events["variable"] != dropped]
+    warnings = fitted.input_warnings(part)
+    assert dropped in set(warnings["variable"])
+    assert warnings["problem"].str.contains("absent from every patient").any()
+
+
+def test_cuda_without_a_gpu_is_a_clear_error(planted):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    with pytest.raises(ConfigError, match="no usable CUDA"):
+        DICE(CONFIG.replace(device="cuda"), PRE).fit(planted[0])
+    with pytest.raises(ConfigError, match="device='tpu'"):
+        CONFIG.replace(device="tpu")

@@ -72,7 +72,7 @@ def test_interrupted_search_keeps_records_and_resumes(cohort, tmp_path):
 
 
 def test_resuming_with_other_settings_is_refused(cohort, search):
-    with pytest.raises(ConfigError, match="other training settings"):
+    with pytest.raises(ConfigError, match="settings differ: base.learning_rate"):
         run_search(cohort, GRID, BASE.replace(learning_rate=0.01), PRE, search.out_dir)
 
 
@@ -109,3 +109,17 @@ def test_evaluation_tables(search, cohort):
 def test_fixed_threshold_is_used(search, cohort):
     result = evaluate(search.model, cohort, threshold=0.3, baselines=False)
     assert (result.prediction["threshold"] == 0.3).all()
+
+
+def test_a_folder_that_is_not_a_search_is_never_used_or_deleted(cohort, tmp_path):
+    (tmp_path / "data.csv").write_text("precious")
+    for resume in (True, False):
+        with pytest.raises(ConfigError, match="not a DICE Studio search"):
+            run_search(cohort, GRID, BASE, PRE, tmp_path, resume=resume)
+    assert (tmp_path / "data.csv").read_text() == "precious"
+
+
+def test_resuming_on_another_cohort_is_refused(search):
+    other = make_synthetic_cohort(n_patients=320, n_subgroups=3, n_steps=12, n_variables=5, seed=2)[0]
+    with pytest.raises(ConfigError, match="the cohort differs"):
+        run_search(other, GRID, BASE, PRE, search.out_dir)

@@ -8,7 +8,7 @@ import torch
 from .. import __version__
 from ..config import DICEConfig, PreprocessConfig
 from ..data.validate import check_split_feasible
-from ..errors import ConfigError
+from ..errors import CohortError, ConfigError
 from ..preprocess.preprocessor import Preprocessor
 from ..preprocess.split import stratified_split
 from ..preprocess.preprocessor import PreparedData
@@ -116,10 +116,29 @@ class DICE:
         """Predicted outcome probability: the outcome head on the patient's risk level + covariates."""
         return self._forward(self.prepare(X))[2]
 
+    def check_inputs(self, cohort) -> None:
+        """Refuse to score patients when none of the model's variables is in their events."""
+        known = set(self.preprocessor_.variables_)
+        present = set(cohort.events["variable"].unique())
+        if len(cohort.events) and not known & present:
+            raise CohortError(
+                f"none of the model's {len(known)} variables appears in the events of {cohort.source or 'the cohort'} "
+                f"(the model knows {', '.join(sorted(known)[:8])}{', ...' if len(known) > 8 else ''}; the events have "
+                f"{', '.join(sorted(present)[:8])}{', ...' if len(present) > 8 else ''}): check the variable names")
+
     def input_warnings(self, cohort) -> pd.DataFrame:
-        """Unknown variables and values far outside the training ranges, one row each."""
+        """Unknown variables, model variables absent from the events, unseen covariate levels and values
+        far outside the training ranges: one row each."""
+        present = set(cohort.events["variable"].unique())
         rows = [{"patient_id": "", "variable": v, "value": np.nan, "problem": "variable not seen in training; ignored"}
                 for v in self.preprocessor_.unknown_variables(cohort)]
+        rows += [{"patient_id": "", "variable": v, "value": np.nan,
+                  "problem": "variable of the model absent from every patient: read as the training mean"}
+                 for v in self.preprocessor_.variables_ if v not in present]
+        if hasattr(self.preprocessor_, "unseen_levels"):
+            for r in self.preprocessor_.unseen_levels(cohort).to_dict("records"):
+                rows.append({"patient_id": r["patient_id"], "variable": r["covariate"], "value": r["value"],
+                             "problem": "covariate value not seen in training: read as the reference level"})
         out = self.preprocessor_.out_of_range(cohort)
         if len(out):
             out = out.copy()

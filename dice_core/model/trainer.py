@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from torch.nn import functional as F
 
 from ..config import DICEConfig
-from ..errors import CancelledError
+from ..errors import CancelledError, ConfigError
 from ..stats.significance import pairwise_lr_test, significance_threshold
 from .network import DICENetwork
 
@@ -29,6 +29,9 @@ from .network import DICENetwork
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} was asked for, but this torch has no usable CUDA GPU; "
+                          "use --device cpu or auto")
     return torch.device(name)
 
 
@@ -67,6 +70,16 @@ class TrainingResult:
 
 def cluster_rates(labels, y, k):
     return np.array([y[labels == j].mean() if np.any(labels == j) else np.nan for j in range(k)])
+
+
+def reference_cluster(labels, y, k) -> int:
+    """The level odds ratios are reported against: the lowest-risk cluster that has both outcomes
+    (a reference without events would make every odds ratio infinite); K-1 if none has."""
+    for j in range(k - 1, -1, -1):
+        events, size = y[labels == j].sum(), np.sum(labels == j)
+        if 0 < events < size:
+            return j
+    return k - 1
 
 
 def order_by_rate(labels, centroids, y):
@@ -270,7 +283,8 @@ class DICETrainer:
             p_val = self.predict_outcome(net, val, centroids).cpu().numpy()
             val_auc = roc_auc_score(y_val, p_val) if len(np.unique(y_val)) == 2 else float("nan")
             t4 = time.perf_counter()
-            sig = pairwise_lr_test(labels, y_train, covariates, n_clusters=cfg.n_clusters, alpha=cfg.alpha)
+            sig = pairwise_lr_test(labels, y_train, covariates, n_clusters=cfg.n_clusters, alpha=cfg.alpha,
+                                   reference=reference_cluster(labels, y_train, cfg.n_clusters))
             t5 = time.perf_counter()
             record = {
                 "iteration": it + 1, "val_auc": float(val_auc), "all_significant": bool(sig.all_significant),

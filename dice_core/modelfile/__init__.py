@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -55,6 +56,7 @@ def json_safe(obj):
 def save_model(model, path, *, name: str | None = None) -> Path:
     """Write a fitted DICE model to the directory `path` (created; an existing model is replaced)."""
     path = Path(path)
+    check_model_destination(path)
     tmp = path.with_name(path.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
@@ -84,6 +86,28 @@ def save_model(model, path, *, name: str | None = None) -> Path:
     return path
 
 
+def is_model_dir(path) -> bool:
+    try:
+        return json.loads((Path(path) / MODEL_JSON).read_text()).get("format") == FORMAT
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def check_model_destination(path) -> None:
+    """Refuse to write a model over anything but an empty folder or an earlier DICE model."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ModelFileError(f"{path} is a file; give a folder name for the model")
+    if path.is_dir() and any(path.iterdir()) and not is_model_dir(path):
+        raise ModelFileError(f"{path} already holds files that are not a DICE Studio model; choose a new or "
+                             "empty folder (nothing was overwritten)")
+    parent = path.parent if not path.exists() else path
+    while not parent.exists():
+        parent = parent.parent
+    if not os.access(parent, os.W_OK):
+        raise ModelFileError(f"cannot write to {parent}: choose a folder you can write to")
+
+
 def read_metadata(path) -> dict:
     """model.json of a model directory, after checking that DICE Studio wrote it."""
     path = Path(path)
@@ -107,13 +131,23 @@ def read_metadata(path) -> dict:
 
 def load_model(path):
     """Load a model directory written by save_model; no training data is needed."""
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        return _model_from_metadata(path, meta)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as exc:
+        raise ModelFileError(f"{path / MODEL_JSON} is incomplete or inconsistent ({type(exc).__name__}: {exc}); "
+                             "the model folder was changed or damaged: export or train it again") from exc
+
+
+def _model_from_metadata(path: Path, meta: dict):
     from ..model.dice import DICE
     from ..preprocess.preprocessor import Preprocessor
     from ..preprocess.split import Split
     from ..stats.significance import SignificanceResult
 
-    path = Path(path)
-    meta = read_metadata(path)
     model = DICE(DICEConfig.from_dict(meta["config"]), PreprocessConfig.from_dict(meta["preprocess_config"]))
     model.preprocessor_ = Preprocessor.from_dict(meta["preprocessor"])
     net = model._build_network(**meta["network"])
@@ -122,7 +156,9 @@ def load_model(path):
     try:
         net.load_state_dict(state)
     except RuntimeError as exc:
-        raise ModelFileError(f"{path / WEIGHTS} does not fit the architecture in {MODEL_JSON}: {exc}") from exc
+        raise ModelFileError(f"{path / WEIGHTS} does not fit the architecture described in {MODEL_JSON} "
+                             "(K, d or the number of variables differ): the model folder was changed or damaged"
+                             ) from exc
     model.network_ = net
     nan = lambda xs: np.array([np.nan if x is None else x for x in xs], dtype=float)
     model.centroids_ = np.asarray(meta["centroids"], dtype=np.float32)
@@ -142,7 +178,15 @@ def load_model(path):
         model.split_ = Split(np.array(s["train"]), np.array(s["val"]), np.array(s["test"]))
     else:
         model.split_ = None
+    _check_shapes(model, path)
     return model
+
+
+def _check_shapes(model, path):
+    k, d = model.config.n_clusters, model.config.hidden_size
+    if model.centroids_.shape != (k, d) or model.cluster_rates_.shape != (k,) or model.cluster_sizes_.shape != (k,):
+        raise ModelFileError(f"{path / MODEL_JSON}: centroids, cluster rates or sizes do not match K={k}, d={d}; "
+                             "the model folder was changed or damaged")
 
 
 def pack_model(path, *, include_split: bool = False) -> bytes:

@@ -13,6 +13,7 @@ and the best third of those with the full schedule (`halving_rungs`).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import shutil
@@ -94,6 +95,32 @@ def make_record(model: DICE, n_iter: int) -> dict:
     }
 
 
+def cohort_fingerprint(cohort) -> dict:
+    """What identifies the data of a search, so that a resumed search never mixes two cohorts."""
+    ids = "\n".join(f"{p}:{y}" for p, y in zip(cohort.patients.index, cohort.patients["outcome"]))
+    return {"patients": int(cohort.n_patients), "events": int(len(cohort.events)),
+            "ids_and_outcomes_sha256": hashlib.sha256(ids.encode()).hexdigest()}
+
+
+def check_same_settings(previous: dict, settings: dict, out_dir: Path):
+    differ = [f"{part}.{key}" for part in settings for key in settings[part]
+              if (previous.get(part) or {}).get(key) != settings[part][key]]
+    if differ:
+        what = "the cohort differs" if any(d.startswith("cohort.") for d in differ) else f"settings differ: {', '.join(differ)}"
+        raise ConfigError(f"{out_dir} holds a search of another run ({what}); resume it with the same cohort and "
+                          "settings, or choose a new output folder (or --no-resume to start over)")
+
+
+def check_search_destination(out_dir: Path):
+    """Refuse to use (and with --no-resume, delete) a folder that is not a DICE search folder."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"{out_dir} is a file; give a folder for the search")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (
+            (out_dir / "search.json").is_file() or (out_dir / RECORDS).is_file()):
+        raise ConfigError(f"{out_dir} already holds files that are not a DICE Studio search; choose a new or empty "
+                          "folder (nothing was changed)")
+
+
 def halving_rungs(n_iter: int, n_candidates: int, eta: int = 3, max_halvings: int = 2) -> list[tuple[int, int]]:
     """(iterations, candidates) per rung, ending with the full schedule for the survivors."""
     n_halvings = min(max_halvings, int(math.floor(math.log(max(n_candidates, 1), eta))))
@@ -151,7 +178,7 @@ class _Search:
         records[key] = record
         self.done_units += units
         self.report({"stage": "architecture done", "fraction": 0.0, "record": record,
-                     "message": f"K={k}, d={d} done: validation AUC {record['val_auc']}"}, units)
+                     "message": f"K={k}, d={d} done: validation AUC {record['val_auc'] or float('nan'):.3f}"}, units)
         return record
 
 
@@ -160,19 +187,18 @@ def run_search(cohort, search: SearchConfig = SearchConfig(), base: DICEConfig =
                should_stop=None, resume: bool = True) -> SearchResult:
     """Train every architecture of the grid (or successive halving) and select one; see module doc."""
     out_dir = Path(out_dir)
+    check_search_destination(out_dir)
     if not resume and out_dir.exists():
         shutil.rmtree(out_dir)
     grid = [(k, d) for k in search.n_clusters for d in search.hidden_sizes]
     for k, _ in grid:
         base.replace(n_clusters=k)  # validates K
     check_split_feasible(cohort.n_patients, int(cohort.y.sum()), max(search.n_clusters), preprocess.split_ratios)
-    settings = json.loads(json.dumps({"base": base.to_dict(), "preprocess": preprocess.to_dict()}))
+    settings = json.loads(json.dumps({"base": base.to_dict(), "preprocess": preprocess.to_dict(),
+                                      "cohort": cohort_fingerprint(cohort)}))
     settings_file = out_dir / "search.json"
     if settings_file.is_file() and read_records(out_dir):
-        previous = json.loads(settings_file.read_text())
-        if {k: previous.get(k) for k in settings} != settings:
-            raise ConfigError(f"{out_dir} holds a search with other training settings; resume it with the same "
-                              "settings, or choose a new output folder (or --no-resume to start over)")
+        check_same_settings(json.loads(settings_file.read_text()), settings, out_dir)
     run = _Search(cohort, search, base, preprocess, out_dir, progress, should_stop)
     settings_file.write_text(json.dumps({**settings, "search": search.to_dict()}, indent=1))
     records = {(r["K"], r["d"], r["n_iter"]): r for r in read_records(out_dir)}
@@ -203,4 +229,5 @@ def run_search(cohort, search: SearchConfig = SearchConfig(), base: DICEConfig =
     (out_dir / "selected.json").write_text(json.dumps(selected, indent=1))
     run.progress({"stage": "done", "fraction": 1.0, "eta_s": 0.0,
                   "message": f"selected K={best['K']}, d={best['d']}"})
-    return SearchResult(pd.DataFrame(read_records(out_dir)), selected, load_model(model_dir), out_dir)
+    in_grid = [r for r in read_records(out_dir) if (r["K"], r["d"]) in set(grid)]
+    return SearchResult(pd.DataFrame(in_grid), selected, load_model(model_dir), out_dir)
