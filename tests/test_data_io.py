@@ -114,7 +114,37 @@ def test_timestamps_without_index_time_count_from_the_first_event():
                            "time": pd.to_datetime(["2024-03-01 10:00", "2024-03-01 12:30", "2024-03-02 08:00"]),
                            "variable": ["HR"] * 3, "value": [80, 85, 90]})
     patients = pd.DataFrame({"patient_id": ["a", "b"], "outcome": [0, 1]})
-    assert load_cohort(events, patients).events["time"].tolist() == [0.0, 2.5, 0.0]
+    cohort = load_cohort(events, patients)
+    assert cohort.events["time"].tolist() == [0.0, 2.5, 0.0]
+    note = cohort.report.warnings[0]  # how hour 0 was chosen is said, not silent
+    assert note.column == "time" and len(cohort.report.problems) == 1
+    assert note.message == ("times are timestamps: hours are counted from each patient's first event; give the "
+                            "admission time with --index-time-col (ColumnMap.index_time) to count from it")
+
+
+def test_cli_index_time_col_counts_from_the_admission(tmp_path, capsys):
+    from dice_core.cli import main
+
+    events = pd.DataFrame({"mrn": ["a", "a", "b"], "charttime": ["2024-03-01 10:00", "2024-03-01 12:30",
+                                                                 "2024-03-02 08:00"],
+                           "variable": ["HR"] * 3, "value": [80, 85, 90]})
+    patients = pd.DataFrame({"mrn": ["a", "b"], "outcome": [0, 1],
+                             "admitted": ["2024-03-01 09:00", "2024-03-02 07:00"]})
+    events.to_csv(tmp_path / "events.csv", index=False)
+    patients.to_csv(tmp_path / "patients.csv", index=False)
+    files = ["--events", str(tmp_path / "events.csv"), "--patients", str(tmp_path / "patients.csv"),
+             "--id-col", "mrn", "--time-col", "charttime"]
+    assert main(["validate", *files, "--index-time-col", "admitted", "--out", str(tmp_path / "out"),
+                 "--format", "csv"]) == 0
+    assert "no problems found" in capsys.readouterr().out
+    written = pd.read_csv(tmp_path / "out" / "events.csv")
+    assert written["time"].tolist() == [1.0, 3.5, 1.0]
+    assert main(["validate", *files, "--window-hours", "2"]) == 0  # without it: from the first event, and said
+    out = capsys.readouterr().out
+    assert "times are timestamps: hours are counted from each patient's first event" in out
+    assert "1 event at or after 2 hours" in out
+    late = [line for line in out.splitlines() if "at or after 2 hours" in line][0]
+    assert " charttime " in late  # the user's time column, not 'time'
 
 
 def test_numeric_times_ignore_index_time_with_a_warning():

@@ -206,8 +206,21 @@ def test_errors_name_the_fix():
         Preprocessor(CONFIG).fit(tiny_cohort(), ["a", "nobody"])
     late = tiny_cohort()
     late.events["time"] += 100
-    with pytest.raises(CohortError, match="no events within the first 4 hours"):
+    with pytest.raises(CohortError, match=r"no events within the first 4 hours; .* set a longer window "
+                                          r"\(--window-hours / PreprocessConfig.window_hours\)"):
         Preprocessor(CONFIG).fit(late, ["a", "b"])
+
+
+def test_unseen_levels_lists_values_the_encoding_cannot_represent(fitted):
+    new = tiny_cohort()
+    new.patients["sex"] = ["f", "X", None]  # 'X' was never seen in training (f, m); None is plain missing
+    new.patients["age"] = pd.Series([70.0, "unknown", np.nan], index=new.patients.index, dtype=object)
+    found = fitted.unseen_levels(new)
+    assert list(found.columns) == ["patient_id", "covariate", "value"]
+    assert found.values.tolist() == [["b", "age", "unknown"], ["b", "sex", "X"]]
+    by_name = dict(zip(fitted.transform(new).covariate_names, fitted.transform(new).V[1]))
+    assert by_name["sex=m"] == 0.0  # what unseen_levels warns about: 'X' is encoded as the reference 'f'
+    assert fitted.unseen_levels(tiny_cohort()).empty
 
 
 def test_vectorised_transform_matches_a_simple_loop(synthetic_cohort):

@@ -79,8 +79,8 @@ def test_one_outcome_class_is_enough_for_scoring(labels, positive_label, expecte
 
 
 def test_one_unknown_outcome_label_needs_the_positive_label():
-    with pytest.raises(CohortError, match=r"cannot tell whether the outcome value 'died' is the event; set "
-                                          r"ColumnMap\(positive_label"):
+    with pytest.raises(CohortError, match=r"cannot tell whether the outcome value 'died' is the event; give the "
+                                          r"value .* \(--positive-label / ColumnMap.positive_label\)"):
         load_cohort(events(), patients(outcome=["died"] * 3), require_outcome=False)
 
 
@@ -142,6 +142,18 @@ def test_transform_without_outcome_gives_y_none_and_training_mean_covariates(sma
     assert by_name == {"age": 0.0, "age_missing": 1.0, "sex=female": 0.0}
     known = pre.transform(cohort.subset(cohort.patients.index[1:2]))
     np.testing.assert_array_equal(data.X, known.X)  # the same events give the same sequence
+
+
+def test_unseen_covariate_level_of_a_new_patient_is_listed(small):
+    cohort, pre = small
+    pid = cohort.patients.index[1]
+    one = cohort.events[cohort.events["patient_id"] == pid]
+    covariates = [c["name"] for c in pre.covariates_]
+    new = load_events_for_scoring(one, {"age": 60, "sex": "X"}, model_covariates=covariates)
+    found = pre.unseen_levels(new)
+    assert found.to_dict("records") == [{"patient_id": pid, "covariate": "sex", "value": "X"}]
+    known = load_events_for_scoring(one, {"age": 60, "sex": "male"}, model_covariates=covariates)
+    assert pre.unseen_levels(known).empty
 
 
 def test_transform_keeps_a_partial_outcome_with_nan(small):
@@ -238,6 +250,18 @@ def test_api_scores_one_patient_from_form_values(trained):
     warnings = model.input_warnings(one)
     assert warnings["problem"].tolist() == ["variable not seen in training; ignored", "value outside the training range"]
     assert warnings["variable"].tolist() == ["Lactate", one.events.loc[0, "variable"]]
+
+
+def test_cli_refuses_the_outcome_as_a_covariate_or_the_group(trained, capsys):
+    files = ["--events", str(trained / "events.csv"), "--patients", str(trained / "patients.csv")]
+    assert main(["validate", *files, "--covariates", "age,outcome"]) == 1
+    captured = capsys.readouterr()
+    assert ("column 'outcome' is the binary outcome (--outcome / ColumnMap.outcome) and cannot also be a "
+            "covariate") in captured.err
+    assert main(["train", *files, "--group", "outcome", *TINY, "--out", str(trained / "never")]) == 2
+    assert "column 'outcome' is the binary outcome (--outcome / ColumnMap.outcome) and cannot also be the group" in (
+        capsys.readouterr().err)
+    assert not (trained / "never" / "model.json").exists()
 
 
 def test_cli_score_needs_events(trained, capsys):

@@ -49,7 +49,7 @@ def test_misnamed_column_suggests_close_match_and_lists_columns():
     assert "column 'outcome' (the binary outcome) not found" in problem.message
     assert "Did you mean 'Outcome '?" in problem.message
     assert "Available columns: 'patient_id', 'Outcome ', 'age'" in problem.message
-    assert "ColumnMap(outcome='...')" in problem.message
+    assert "or give the column's name (--outcome / ColumnMap.outcome)." in problem.message
 
 
 def test_missing_events_columns_are_all_reported():
@@ -63,7 +63,13 @@ def test_missing_events_columns_are_all_reported():
 def test_named_covariate_missing_suggests():
     problem = only(problems(columns=ColumnMap(covariates=("Age",))))
     assert "column 'Age' (a covariate) not found. Did you mean 'age'?" in problem.message
-    assert "ColumnMap(covariates=[...])" in problem.message
+    assert "correct the list of covariates (--covariates / ColumnMap.covariates)" in problem.message
+
+
+def test_missing_events_column_names_the_flag_and_the_python_field():
+    problem = only(problems(ev=events().rename(columns={"variable": "item"})))
+    assert "column 'variable' (the variable name) not found" in problem.message
+    assert "(--variable-col / ColumnMap.variable)" in problem.message
 
 
 def test_missing_group_column():
@@ -112,11 +118,18 @@ def test_strict_error_message_names_file_and_column(tmp_path):
 # ------------------------------------------------------------------------------------ outcome
 
 
-def test_outcome_not_binary():
+def test_outcome_not_binary_gives_each_value_with_a_row():
     problem = only(problems(pt=patients(outcome=[0, 1, 2])))
     assert problem.column == "outcome"
     assert "the outcome must be binary but has 3 different values" in problem.message
-    assert "recode it as 0/1" in problem.message
+    assert "recode it as 0/1" in problem.message and "(--outcome / ColumnMap.outcome)" in problem.message
+    table = pd.DataFrame({"patient_id": list("abcdef"), "outcome": [0, 1, 0, 0, 2, 1]})
+    ev = pd.DataFrame({"patient_id": list("abcdef"), "time": 0.0, "variable": "HR", "value": 1.0})
+    problem = only(problems(ev=ev, pt=table))
+    # rarest value first: the likely typo, with the spreadsheet row where it is
+    assert ("has 3 different values: '2' (1 row, e.g. row 6), '1' (2 rows, e.g. row 3), "
+            "'0' (3 rows, e.g. row 2)") in problem.message
+    assert problem.examples == [6, 3, 2]
 
 
 def test_outcome_single_class():
@@ -125,16 +138,22 @@ def test_outcome_single_class():
     assert "with and without the outcome" in problem.message
 
 
+def test_outcome_single_class_with_a_positive_label_is_one_error():
+    problem = only(problems(pt=patients(outcome=["no", "no", "no"]), columns=ColumnMap(positive_label="yes")))
+    assert "the outcome has the same value 'no' for every patient" in problem.message
+
+
 def test_outcome_labels_need_positive_label():
     problem = only(problems(pt=patients(outcome=["died", "home", "home"])))
     assert "cannot tell which outcome value is the event among 'died', 'home'" in problem.message
-    assert "positive_label" in problem.message
+    assert "(--positive-label / ColumnMap.positive_label)" in problem.message
 
 
 def test_positive_label_not_found():
     problem = only(problems(pt=patients(outcome=["died", "home", "home"]),
                             columns=ColumnMap(positive_label="dead")))
     assert "positive_label 'dead' is not a value of the outcome column" in problem.message
+    assert "give one of them (--positive-label / ColumnMap.positive_label)" in problem.message
 
 
 def test_missing_outcome_rows():
@@ -161,6 +180,15 @@ def test_events_for_unknown_patients():
     assert problem.file == "events table"
     assert "3 events of 2 patients not in the patients table (e.g. 'x', 'y')" in problem.message
     assert problem.count == 3 and problem.examples == [7, 8, 9]
+
+
+def test_unknown_patients_error_names_the_users_id_column():
+    ev = events(patient_id=["a", "a", "b", "b", "zz"]).rename(columns={"patient_id": "mrn"})
+    pt = patients().rename(columns={"patient_id": "mrn"})
+    problem = only(problems(ev=ev, pt=pt, columns=ColumnMap(patient_id="mrn")))
+    assert problem.column == "mrn"
+    assert problem.describe().startswith("events table, column 'mrn': 1 event of 1 patient not in the patients "
+                                         "table (e.g. 'zz')")
 
 
 def test_patients_without_events_are_kept_with_a_warning():
@@ -238,6 +266,7 @@ def test_events_after_the_window_warn():
     check_time_window(events(time=[0.0, 47.9, 48.0, 60.0, 1.0]), 48, report, "events.csv")
     problem = only(report, "warning")
     assert problem.count == 2 and "2 events at or after 48 hours" in problem.message
+    assert "(a longer window, --window-hours / PreprocessConfig.window_hours, keeps them)" in problem.message
 
 
 # ------------------------------------------------------------------------------------ covariates
@@ -250,6 +279,62 @@ def test_identifier_like_covariate_warns():
     ev = pd.DataFrame({"patient_id": table["patient_id"], "time": 0.0, "variable": "HR", "value": 1.0})
     problem = only(problems(ev=ev, pt=table), "warning")
     assert "covariate 'mrn' has 30 different values for 30 patients" in problem.message
+    assert "Leave it out of the covariates (--covariates / ColumnMap.covariates)" in problem.message
+
+
+def test_text_in_a_numeric_covariate_names_rows_and_values():
+    n = 10
+    table = pd.DataFrame({"patient_id": [f"p{i}" for i in range(n)], "outcome": [i % 2 for i in range(n)],
+                          "age": [str(50 + i) for i in range(n)]})
+    table.loc[3, "age"], table.loc[7, "age"], table.loc[5, "age"] = "unknown", "n/a ", ""  # "" is missing: fine
+    ev = pd.DataFrame({"patient_id": table["patient_id"], "time": 0.0, "variable": "HR", "value": 1.0})
+    report = problems(ev=ev, pt=table)
+    problem = only(report)
+    assert problem.file == "patients table" and problem.column == "age"
+    assert ("covariate 'age' mixes numbers (7 rows) and text (2 rows: row 5 'unknown', row 9 'n/a'); a numeric "
+            "covariate's values must all be numbers") in problem.message
+    assert problem.examples == [5, 9] and problem.count == 2
+    cohort = load_cohort(ev, table, strict=False)
+    assert cohort.patients["age"].dtype == np.float64  # not 8 categories: the text cells read as missing
+    assert cohort.patients["age"].isna().sum() == 3
+    with pytest.raises(CohortError, match="covariate 'age' mixes numbers"):
+        load_cohort(ev, table)
+
+
+def test_mostly_text_covariate_stays_categorical():
+    report = problems(pt=patients(ward=["1", "ICU", "surgery"]))
+    assert report.problems == []
+
+
+def test_empty_cells_in_a_numeric_covariate_are_missing_not_text(tmp_path):
+    path = tmp_path / "patients.csv"
+    path.write_text("patient_id,outcome,age\na,1,70\nb,0,\nc,0,NA\n")
+    cohort = load_cohort(events(), path)
+    assert cohort.report.problems == [] and cohort.patients["age"].isna().sum() == 2
+
+
+@pytest.mark.parametrize("columns, column, role", [
+    (ColumnMap(covariates=("age", "outcome")), "outcome", "the binary outcome (--outcome / ColumnMap.outcome)"),
+    (ColumnMap(covariates=("age", "patient_id")), "patient_id",
+     "the patient identifier (--id-col / ColumnMap.patient_id)"),
+    (ColumnMap(covariates=("age", "t0"), index_time="t0"), "t0",
+     "each patient's index time (--index-time-col / ColumnMap.index_time)"),
+])
+def test_outcome_id_and_index_time_cannot_be_covariates(columns, column, role):
+    report = problems(pt=patients(t0=["2024-01-01"] * 3), columns=columns)
+    problem = [p for p in report.errors if p.column == column][0]
+    assert problem.message.startswith(f"column '{column}' is {role} and cannot also be a covariate")
+    assert f"Remove '{column}' from the covariates (--covariates / ColumnMap.covariates)" in problem.message
+    with pytest.raises(CohortError, match=f"column '{column}' is .* cannot also be a covariate"):
+        load_cohort(events(), patients(t0=["2024-01-01"] * 3), columns)
+
+
+def test_outcome_cannot_be_the_group():
+    problem = only(problems(columns=ColumnMap(group="outcome")))
+    assert problem.column == "outcome"
+    assert problem.message.startswith("column 'outcome' is the binary outcome (--outcome / ColumnMap.outcome) and "
+                                      "cannot also be the group")
+    assert "Choose another group column (--group / ColumnMap.group)" in problem.message
 
 
 # ------------------------------------------------------------------------------------ split

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from ..config import ColumnMap
 from ..errors import CohortError
 
 EVENT_COLUMNS = ["patient_id", "time", "variable", "value"]
@@ -68,6 +69,7 @@ class Cohort:
     positive_label: str = "1"
     source: str = ""
     report: ValidationReport = field(default_factory=ValidationReport)
+    columns: ColumnMap = field(default_factory=ColumnMap)  # the user's column names, for messages
 
     @property
     def n_patients(self) -> int:
@@ -86,7 +88,7 @@ class Cohort:
         ids = pd.Index([str(p) for p in patient_ids])
         events = self.events[self.events["patient_id"].isin(ids)].reset_index(drop=True)
         return Cohort(events, self.patients.loc[ids], list(self.covariates), self.group,
-                      self.outcome_name, self.positive_label, self.source, self.report)
+                      self.outcome_name, self.positive_label, self.source, self.report, self.columns)
 
     def summary(self) -> dict:
         """Figures a clinician checks first: size, outcome rate, events per patient."""

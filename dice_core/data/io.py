@@ -30,8 +30,10 @@ def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: b
 
     events, patients: a path (.csv, .csv.gz, .parquet), a DataFrame, or an uploaded file object with
     a `.name`. Events are long format (patient id, time, variable, value); times are hours since the
-    index time, or timestamps (then hours since the patients table's `columns.index_time`, else since
-    the patient's first event). Patients: one row each, with the outcome, covariates and group.
+    index time, or timestamps. Timestamps become hours since the patients table's index time column
+    (`columns.index_time`, `--index-time-col`) where it is given and filled, else since each patient's
+    first event (the report then says so). Patients: one row each, with the outcome, covariates and group.
+    The outcome, the patient id and the index time cannot be covariates, nor the outcome the group.
 
     strict=True raises CohortError listing every error; strict=False returns the cohort with its
     `report` (rows that cannot be used are left out) and raises only when no cohort can be built.
@@ -117,7 +119,8 @@ def _build_cohort(events_raw, events_file, patients_raw, patients_file, columns:
     if checked is None or events_table is None:
         report.raise_if_errors()
     patients_table, covariates, positive, _ = checked
-    events_table = check_links(events_table, patients_table, events_file, patients_file, report)
+    events_table = check_links(events_table, patients_table, events_file, patients_file, report,
+                               id_column=columns.patient_id)
     cohort = Cohort(
         events=events_table.reset_index(drop=True),
         patients=patients_table,
@@ -127,6 +130,7 @@ def _build_cohort(events_raw, events_file, patients_raw, patients_file, columns:
         positive_label=positive,
         source=f"{events_file} + {patients_file}",
         report=report,
+        columns=columns,
     )
     if strict:
         report.raise_if_errors()

@@ -28,6 +28,19 @@ COLUMN_ROLES = {
 }
 POSITIVE_WORDS = {"1", "1.0", "true", "yes", "y", "t", "positive", "pos"}
 NEGATIVE_WORDS = {"0", "0.0", "false", "no", "n", "f", "negative", "neg"}
+# Where a user names each column: the `dice` command's flag and the ColumnMap field (messages show both).
+CLI_FLAGS = {
+    "patient_id": "--id-col",
+    "time": "--time-col",
+    "variable": "--variable-col",
+    "value": "--value-col",
+    "outcome": "--outcome",
+    "positive_label": "--positive-label",
+    "covariates": "--covariates",
+    "group": "--group",
+    "index_time": "--index-time-col",
+}
+WINDOW_SETTING = "--window-hours / PreprocessConfig.window_hours"
 MAX_PROBLEMS_PER_CHECK = 20  # per-variable problems beyond this are summed up in one line
 MANY_LEVELS = 20  # a categorical covariate with more levels than this looks like an identifier
 
@@ -46,6 +59,11 @@ def _quoted(values, limit=5) -> str:
     values = list(values)
     text = ", ".join(repr(str(v)) for v in values[:limit])
     return text + (", ..." if len(values) > limit else "")
+
+
+def setting(field: str) -> str:
+    """'--variable-col / ColumnMap.variable': how a command-line user and a Python user set `field`."""
+    return f"{CLI_FLAGS[field]} / ColumnMap.{field}"
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -74,10 +92,11 @@ def check_columns(df: pd.DataFrame, wanted: dict[str, str], file: str, report: V
         by_case = [c for c in available if c.lower() == str(name).lower()]
         close = by_case or difflib.get_close_matches(str(name), available, n=3, cutoff=0.6)
         hint = f" Did you mean {_quoted(close)}?" if close else ""
-        setting = f"ColumnMap(covariates=[...])" if field == "covariates" else f"ColumnMap({field}='...')"
+        fix = ("correct the list of covariates" if field == "covariates" else "give the column's name")
         report.add("error", file, name,
                    f"column '{name}' ({COLUMN_ROLES[field]}) not found.{hint} Available columns: "
-                   f"{_quoted(available, limit=30)}. Rename the column in the file or set {setting}.")
+                   f"{_quoted(available, limit=30)}. Rename the column in the file, or {fix} "
+                   f"({setting(field)}).")
     return all_found
 
 
@@ -127,11 +146,8 @@ def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, repor
     if not complete:
         return _encode_partial_outcome(labels, present, levels, positive_label, file, column, report)
     if len(levels) > 2:
-        counts = labels[present].value_counts()
-        report.add("error", file, column,
-                   f"the outcome must be binary but has {len(levels)} different values "
-                   f"({_quoted(counts.index)}); recode it as 0/1 (1 = the event) or choose another column "
-                   f"with ColumnMap(outcome='...')", count=len(levels))
+        _report_not_binary(labels, present, file, column, report,
+                           f"recode it as 0/1 (1 = the event) or choose another column ({setting('outcome')})")
         return None, ""
     if len(levels) < 2:
         report.add("error", file, column,
@@ -139,17 +155,13 @@ def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, repor
                    f"with and without the outcome: check the column and the file")
     if positive_label is not None:
         positive = _label_strings(pd.Series([positive_label])).iloc[0]
-        if positive not in levels:
-            report.add("error", file, column,
-                       f"positive_label {positive_label!r} is not a value of the outcome column, whose values "
-                       f"are {_quoted(levels)}; set positive_label to one of them")
+        if positive not in levels and len(levels) == 2:  # one class: the error above says it all
+            _report_unknown_positive(positive_label, levels, file, column, report)
             return None, ""
     else:
         positive = _guess_positive(levels)
         if positive is None and len(levels) == 2:
-            report.add("error", file, column,
-                       f"cannot tell which outcome value is the event among {_quoted(levels)}; set "
-                       f"ColumnMap(positive_label=...) to the value that counts as the outcome")
+            _report_ambiguous_positive(levels, file, column, report)
             return None, ""
     outcome = (labels == positive).astype(int)  # missing outcomes (an error above) read 0
     return outcome, positive
@@ -158,36 +170,54 @@ def encode_outcome(raw: pd.Series, positive_label, file: str, column: str, repor
 def _encode_partial_outcome(labels, present, levels, positive_label, file, column, report):
     """encode_outcome for patients to be scored: one class or none is fine; missing stays NaN."""
     if len(levels) > 2:
-        report.add("error", file, column,
-                   f"the outcome must be binary but has {len(levels)} different values ({_quoted(levels)}); "
-                   f"recode it as 0/1 (1 = the event), or leave the outcome column out to score without it",
-                   count=len(levels))
+        _report_not_binary(labels, present, file, column, report,
+                           "recode it as 0/1 (1 = the event), or leave the outcome column out to score without it")
         return None, ""
     if positive_label is not None:
         positive = _label_strings(pd.Series([positive_label])).iloc[0]
         if len(levels) == 2 and positive not in levels:
-            report.add("error", file, column,
-                       f"positive_label {positive_label!r} is not a value of the outcome column, whose values "
-                       f"are {_quoted(levels)}; set positive_label to one of them")
+            _report_unknown_positive(positive_label, levels, file, column, report)
             return None, ""
     elif len(levels) == 1 and levels[0].lower() in POSITIVE_WORDS:
         positive = levels[0]  # every patient has the outcome ('yes', 'true', '1')
     elif len(levels) == 1 and levels[0].lower() not in NEGATIVE_WORDS:
         report.add("error", file, column,
-                   f"cannot tell whether the outcome value {_quoted(levels)} is the event; set "
-                   f"ColumnMap(positive_label=...) to the value that counts as the outcome")
+                   f"cannot tell whether the outcome value {_quoted(levels)} is the event; give the value that "
+                   f"counts as the outcome ({setting('positive_label')})")
         return None, ""
     else:
         positive = _guess_positive(levels)
         if positive is None:
-            report.add("error", file, column,
-                       f"cannot tell which outcome value is the event among {_quoted(levels)}; set "
-                       f"ColumnMap(positive_label=...) to the value that counts as the outcome")
+            _report_ambiguous_positive(levels, file, column, report)
             return None, ""
     outcome = (labels == positive).astype(int)
     if not present.all():
         outcome = outcome.astype(float).where(present)  # unknown outcome: NaN
     return outcome, positive
+
+
+def _report_not_binary(labels, present, file, column, report, fix: str):
+    """The outcome has more than two values: each value with its count and a row, rarest (the likely typo) first."""
+    counts = labels[present].value_counts(ascending=True, sort=True)
+    first_row = {v: spreadsheet_rows(np.flatnonzero(present & (labels == v))[:1])[0] for v in counts.index}
+    listing = ", ".join(f"{str(value)!r} ({count_of(n, 'row')}, e.g. row {first_row[value]})"
+                        for value, n in list(counts.items())[:5])
+    more = ", ..." if len(counts) > 5 else ""
+    report.add("error", file, column,
+               f"the outcome must be binary but has {len(counts)} different values: {listing}{more}; {fix}",
+               count=len(counts), examples=[first_row[value] for value in counts.index])
+
+
+def _report_unknown_positive(positive_label, levels, file, column, report):
+    report.add("error", file, column,
+               f"positive_label {positive_label!r} is not a value of the outcome column, whose values are "
+               f"{_quoted(levels)}; give one of them ({setting('positive_label')})")
+
+
+def _report_ambiguous_positive(levels, file, column, report):
+    report.add("error", file, column,
+               f"cannot tell which outcome value is the event among {_quoted(levels)}; give the value that counts "
+               f"as the outcome ({setting('positive_label')})")
 
 
 def _label_strings(raw: pd.Series) -> pd.Series:
@@ -244,6 +274,8 @@ def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport,
     if cmap.covariates is not None:
         for name in cmap.covariates:
             ok = check_columns(raw, {"covariates": name}, file, report) and ok
+    covariates = list(cmap.covariates) if cmap.covariates is not None else default_covariates(raw.columns, cmap)
+    ok = _check_roles(cmap, covariates, file, report) and ok
     if not ok or not check_not_empty(raw, file, report):
         return None
     raw = raw.reset_index(drop=True)
@@ -259,10 +291,9 @@ def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport,
     else:
         outcome = pd.Series(np.nan, index=raw.index)
         positive = "1" if cmap.positive_label is None else str(cmap.positive_label)
-    covariates = list(cmap.covariates) if cmap.covariates is not None else default_covariates(raw.columns, cmap)
     table = pd.DataFrame({"outcome": outcome})
     for name in covariates:
-        table[name] = encode_covariate(raw[name])
+        table[name] = _checked_covariate(raw[name], file, name, report)
         _warn_identifier_like(table[name], file, name, report)
     if cmap.group:
         table[cmap.group] = as_text(raw[cmap.group])
@@ -274,6 +305,52 @@ def check_patients(raw: pd.DataFrame, cmap, file: str, report: ValidationReport,
         index_times = index_times[keep.to_numpy()]
     table.index = pd.Index(ids, name="patient_id")
     return table[keep.to_numpy()], covariates, positive, index_times
+
+
+def _check_roles(cmap, covariates: list[str], file: str, report) -> bool:
+    """The outcome, the patient id and the index time cannot also be covariates, nor the outcome the group."""
+    ok = True
+    for field, why in (("outcome", "the model would be given the answer it is trained to predict"),
+                       ("patient_id", "an identifier says nothing about the patient"),
+                       ("index_time", "it is a date that sets hour 0, not a patient characteristic")):
+        name = getattr(cmap, field)
+        if name is not None and name in covariates:
+            ok = False
+            report.add("error", file, name,
+                       f"column '{name}' is {COLUMN_ROLES[field]} ({setting(field)}) and cannot also be a covariate: "
+                       f"{why}. Remove '{name}' from the covariates ({setting('covariates')})")
+    if cmap.group is not None and cmap.group == cmap.outcome:
+        ok = False
+        report.add("error", file, cmap.group,
+                   f"column '{cmap.group}' is the binary outcome ({setting('outcome')}) and cannot also be the group: "
+                   f"per-group metrics compare the outcome within groups. Choose another group column "
+                   f"({setting('group')}) or none")
+    return ok
+
+
+def _checked_covariate(raw: pd.Series, file: str, column: str, report) -> pd.Series:
+    """encode_covariate, except that a mostly numeric column with some text cells is an error naming them.
+
+    (One 'unknown' among ages would otherwise turn age into one category per value.) The text cells read
+    as missing in the returned column; empty cells are missing anyway.
+    """
+    if _is_numeric(raw) or pd.api.types.is_bool_dtype(raw):
+        return encode_covariate(raw)
+    text = raw.astype(str).str.strip().mask(raw.isna())
+    filled = text.notna() & (text != "")
+    as_number = pd.to_numeric(text.where(filled), errors="coerce")
+    is_text = filled & as_number.isna()
+    n_numbers, n_text = int((filled & as_number.notna()).sum()), int(is_text.sum())
+    if n_text == 0 or n_numbers <= n_text:  # all numbers, or a categorical column
+        return encode_covariate(raw)
+    rows = spreadsheet_rows(np.flatnonzero(is_text))
+    shown = ", ".join(f"row {row} {value!r}" for row, value in zip(rows[:5], text[is_text].iloc[:5]))
+    report.add("error", file, column,
+               f"covariate '{column}' mixes numbers ({count_of(n_numbers, 'row')}) and text "
+               f"({count_of(n_text, 'row')}: {shown}{', ...' if n_text > 5 else ''}); a numeric covariate's "
+               f"values must all be numbers: correct these cells, or empty them if the value is not known",
+               count=n_text, examples=rows)
+    return as_number.astype(float)
 
 
 def _check_duplicate_ids(ids: pd.Series, file: str, column: str, report) -> pd.Series:
@@ -294,7 +371,8 @@ def _warn_identifier_like(values: pd.Series, file: str, column: str, report):
     if n_levels > MANY_LEVELS and n_levels > 0.5 * values.notna().sum():
         report.add("warning", file, column,
                    f"covariate '{column}' has {n_levels} different values for {values.notna().sum()} patients; "
-                   f"it looks like an identifier or free text. Leave it out with ColumnMap(covariates=[...])",
+                   f"it looks like an identifier or free text. Leave it out of the covariates "
+                   f"({setting('covariates')})",
                    count=n_levels)
 
 
@@ -332,7 +410,12 @@ def _to_naive(times: pd.Series) -> pd.Series:
 
 
 def check_events(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, index_times=None):
-    """Validate the events table. Returns the canonical events (index = 0-based data position) or None."""
+    """Validate the events table. Returns the canonical events (index = 0-based data position) or None.
+
+    Times are hours since each patient's index time, or timestamps. Timestamps become hours since the
+    patient's index time from the patients table (`index_times`, from ColumnMap.index_time /
+    --index-time-col) where there is one, else since the patient's first event (the report says so).
+    """
     wanted = {k: getattr(cmap, k) for k in ("patient_id", "time", "variable", "value")}
     if not check_columns(raw, wanted, file, report) or not check_not_empty(raw, file, report):
         return None
@@ -350,6 +433,10 @@ def check_events(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, i
     events = pd.DataFrame({"patient_id": ids, "time": times, "variable": variables, "value": values})[keep]
     if is_timestamp:
         events["time"] = hours_since_index(events["patient_id"], events["time"], index_times)
+        if index_times is None:
+            report.add("warning", file, cmap.time,
+                       f"times are timestamps: hours are counted from each patient's first event; give the "
+                       f"admission time with {CLI_FLAGS['index_time']} (ColumnMap.index_time) to count from it")
     elif index_times is not None:
         report.add("warning", file, cmap.time,
                    f"times are numbers, so they are read as hours since the index time and the patients "
@@ -360,7 +447,11 @@ def check_events(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, i
 
 
 def parse_times(raw: pd.Series, file: str, column: str, report) -> tuple[pd.Series, bool]:
-    """Numbers (hours) or timestamps; returns (times with NaN/NaT where unreadable, is_timestamp)."""
+    """Numbers (hours) or timestamps; returns (times with NaN/NaT where unreadable, is_timestamp).
+
+    Text that mostly reads as numbers is hours; otherwise it is read as dates and times (see
+    hours_since_index for how timestamps become hours).
+    """
     if _is_numeric(raw):
         times, is_timestamp = raw.astype(float), False
     elif pd.api.types.is_datetime64_any_dtype(raw):
@@ -383,7 +474,11 @@ def parse_times(raw: pd.Series, file: str, column: str, report) -> tuple[pd.Seri
 
 
 def hours_since_index(patient_ids: pd.Series, stamps: pd.Series, index_times: pd.Series | None) -> pd.Series:
-    """Hours from each patient's index time, or from the patient's first event where there is none."""
+    """Hours from each patient's index time, or from the patient's first event where there is none.
+
+    index_times: the patients table's index time column (ColumnMap.index_time, --index-time-col) by
+    patient id, or None: then every patient's hour 0 is their first event.
+    """
     reference = stamps.groupby(patient_ids).transform("min")
     if index_times is not None:
         from_table = patient_ids.map(index_times.dropna()).astype(stamps.dtype)
@@ -462,13 +557,16 @@ def warn_times_outside(times: pd.Series, file: str, column: str, report):
                    count=int(outside.sum()), examples=spreadsheet_rows(times.index[outside]))
 
 
-def check_time_window(events: pd.DataFrame, window_hours: float, report: ValidationReport, file: str = "events"):
-    """Warn with the number of events at or after the end of the window (they are dropped at binning)."""
+def check_time_window(events: pd.DataFrame, window_hours: float, report: ValidationReport, file: str = "events",
+                      column: str = "time"):
+    """Warn with the number of events at or after the end of the window (they are dropped at binning).
+
+    events: canonical events; file, column: the user's events file and time column, for the message."""
     late = events["time"] >= window_hours
     if late.any():
-        report.add("warning", file, "time",
+        report.add("warning", file, column,
                    f"{count_of(late.sum(), 'event')} at or after {window_hours:g} hours: outside the observation "
-                   f"window, so dropped (a longer window_hours keeps them)", count=int(late.sum()))
+                   f"window, so dropped (a longer window, {WINDOW_SETTING}, keeps them)", count=int(late.sum()))
 
 
 def window_report(cohort, window_hours: float) -> ValidationReport:
@@ -481,17 +579,18 @@ def window_report(cohort, window_hours: float) -> ValidationReport:
         raise ConfigError(f"window_hours={window_hours!r} must be a positive number of hours, e.g. 48")
     report = ValidationReport()
     file = events_file_of(cohort)
+    time_column = cohort.columns.time
     events = cohort.events
-    check_time_window(events, window_hours, report, file)
+    check_time_window(events, window_hours, report, file, time_column)
     in_window = events["time"].between(0, window_hours, inclusive="left")
     had_events = cohort.patients.index.isin(events["patient_id"].unique())
     empty = had_events & ~cohort.patients.index.isin(events.loc[in_window, "patient_id"].unique())
     if empty.any():
         ids = cohort.patients.index[empty]
-        report.add("warning", file, "time",
+        report.add("warning", file, time_column,
                    f"{count_of(empty.sum(), 'patient')} with events but none within the first {window_hours:g} "
                    f"hours (examples are patient ids): their sequences are empty, so only their covariates "
-                   f"inform them; check their times or use a longer window_hours",
+                   f"inform them; check their times or use a longer window ({WINDOW_SETTING})",
                    count=int(empty.sum()), examples=list(ids[:10]))
     return report
 
@@ -502,12 +601,14 @@ def events_file_of(cohort) -> str:
 
 
 def check_links(events: pd.DataFrame, patients: pd.DataFrame, events_file: str, patients_file: str,
-                report: ValidationReport) -> pd.DataFrame:
-    """Events must belong to known patients (error); patients without events are kept (warning)."""
+                report: ValidationReport, id_column: str = "patient_id") -> pd.DataFrame:
+    """Events must belong to known patients (error); patients without events are kept (warning).
+
+    id_column: the user's patient id column, for the message."""
     known = events["patient_id"].isin(patients.index)
     if not known.all():
         unknown_ids = events.loc[~known, "patient_id"].unique()
-        report.add("error", events_file, "patient_id",
+        report.add("error", events_file, id_column,
                    f"{count_of((~known).sum(), 'event')} of {count_of(len(unknown_ids), 'patient')} not in the "
                    f"{patients_file} (e.g. {_quoted(unknown_ids)}): add these patients to the {patients_file} or "
                    f"remove their events", count=int((~known).sum()),

@@ -13,6 +13,10 @@ Binning (T = window_hours / bin_hours steps over [0, window); events outside are
   without an event is a true zero, not missing, so it is not imputed; mask = count > 0;
   standardised with the training mean/std of the counts over all steps.
 The mask marks observed steps and, with `mask_as_input`, is appended to X as F extra channels.
+Covariates: a numeric one is standardised (a missing value reads as the training mean, with a
+missing indicator when training had missing values); a categorical one is one-hot against its most
+frequent training level, so a missing value or a level never seen in training reads as that
+reference level: `unseen_levels(cohort)` lists such values so they can be shown to the user.
 All work is vectorised over patients (chunks of patients bound the memory).
 """
 from __future__ import annotations
@@ -23,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import PreprocessConfig
-from ..data.validate import as_text
+from ..data.validate import WINDOW_SETTING, as_text
 from ..errors import CohortError, ConfigError
 
 NUMERIC, CODED = "numeric", "coded"
@@ -106,7 +110,7 @@ class Preprocessor:
         if not used.any():
             raise CohortError(f"the training patients have no events within the first "
                               f"{self.config.window_hours:g} hours; check the times (hours since the index "
-                              f"time) or set a longer window_hours")
+                              f"time) or set a longer window ({WINDOW_SETTING})")
         seen = np.bincount(variable[used], minlength=len(names)) > 0
         has_values = np.bincount(variable[used & ~np.isnan(value)], minlength=len(names)) > 0
         numeric = dict(zip(names[seen].astype(str), has_values[seen]))
@@ -249,6 +253,32 @@ class Preprocessor:
         out["training_min"] = low[which][far]
         out["training_max"] = high[which][far]
         return out
+
+    def unseen_levels(self, cohort) -> pd.DataFrame:
+        """Covariate values the fitted encoding cannot represent: one row each (patient_id, covariate, value).
+
+        A categorical value never seen in training is encoded as the reference level (the most frequent
+        training level), and text in a numeric covariate reads as missing (the training mean); both
+        would be scored silently, so show them. Empty values are not listed (they are plain missing).
+        """
+        self._check_fitted()
+        patients = cohort.patients
+        found = []
+        for spec in self.covariates_:
+            name = spec["name"]
+            if name not in patients:
+                continue  # transform raises for it
+            column = patients[name]
+            if spec["kind"] == "categorical":
+                labels = as_text(column)
+                unseen = labels.notna() & ~labels.isin([spec["reference"], *spec["levels"]])
+                values = labels[unseen]
+            else:
+                text = column.astype(str).str.strip().mask(column.isna())
+                unseen = text.notna() & (text != "") & pd.to_numeric(text, errors="coerce").isna()
+                values = text[unseen]
+            found += [(str(pid), name, value) for pid, value in values.items()]
+        return pd.DataFrame(found, columns=["patient_id", "covariate", "value"])
 
     # -------------------------------------------------------------------------- persistence
 
