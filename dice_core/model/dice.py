@@ -138,7 +138,7 @@ class DICE:
         if hasattr(self.preprocessor_, "unseen_levels"):
             for r in self.preprocessor_.unseen_levels(cohort).to_dict("records"):
                 rows.append({"patient_id": r["patient_id"], "variable": r["covariate"], "value": r["value"],
-                             "problem": "covariate value not seen in training: read as the reference level"})
+                             "problem": "covariate value not seen in training: read as the reference level (text in a number: as missing)"})
         out = self.preprocessor_.out_of_range(cohort)
         if len(out):
             out = out.copy()
