@@ -56,12 +56,40 @@ def show_figure(fig, name: str, key: str | None = None, **kwargs):
     return st.plotly_chart(fig, config=figure_config(name), key=key or f"fig-{slug(name)}", **kwargs)
 
 
+MISSING = "–"  # what a table shows for a value that does not exist (e.g. the reference's interval)
+
+
 def show_table(frame: pd.DataFrame, name: str, key: str | None = None, height: int | str = "auto",
-               column_config: dict | None = None, hide_index: bool = True):
-    """A table with a 'Download CSV' button under it."""
-    st.dataframe(frame, hide_index=hide_index, height=height, column_config=column_config, width="stretch")
-    st.download_button("Download CSV", frame.to_csv(index=not hide_index).encode(), file_name=f"{slug(name)}.csv",
+               column_config: dict | None = None, hide_index: bool = True, csv: pd.DataFrame | None = None):
+    """A table with a 'Download CSV' button under it. `csv`: the numbers behind a table whose
+    display is formatted as text (p-values, intervals); the download then holds them unrounded."""
+    st.dataframe(frame, hide_index=hide_index, height=height, column_config=column_config, width="stretch",
+                 placeholder=MISSING)
+    download = frame if csv is None else csv
+    st.download_button("Download CSV", download.to_csv(index=not hide_index).encode(), file_name=f"{slug(name)}.csv",
                        mime="text/csv", key=key or f"csv-{slug(name)}", icon=":material/download:")
+
+
+def p_text(p) -> str:
+    """A p-value as clinicians read it: '< 0.001', '0.012', '0.39'."""
+    try:
+        p = float(p)
+    except (TypeError, ValueError):
+        return MISSING
+    if not math.isfinite(p):
+        return MISSING
+    return "< 0.001" if p < 0.001 else f"{p:.3f}" if p < 0.1 else f"{p:.2f}"
+
+
+def interval_text(low, high, fmt: str = "{:.2f}") -> str:
+    """'(1.2 to 3.4)', or the missing mark when the interval does not exist."""
+    try:
+        low, high = float(low), float(high)
+    except (TypeError, ValueError):
+        return MISSING
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return MISSING
+    return f"{fmt.format(low)} to {fmt.format(high)}"
 
 
 def slug(text: str) -> str:
@@ -177,7 +205,7 @@ def sidebar():
         st.caption("WORKING ON")
         cohort, name = current_cohort()
         st.markdown(f"**Cohort:** {name}  \n{cohort.n_patients:,} patients, outcome rate "
-                    f"{pct(cohort.patients['outcome'].mean())}")
+                    f"{pct(cohort.patients['outcome'].mean(), 1)}")
         job = jobs.find_job(st.session_state.get("job_id") or st.query_params.get("job"))
         if job is not None:
             st.markdown(f"**Training run:** {job.status().get('state', '?')}  \n`{job.id}`")

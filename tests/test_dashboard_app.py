@@ -155,7 +155,7 @@ def test_events_after_the_training_window_are_reported_on_the_cohort_page(studio
     at.run()
     at.button(key="load_tables").click().run()
     assert not problems(at)
-    assert any(h.value == "Observation window: the first 48 hours" for h in at.subheader)
+    assert any(h.value == "Time window: first 48 h" for h in at.subheader)
     window = table_with(at, "Examples (patient ids)")
     assert window["Problem"].str.startswith("4 events at or after 48 hours").any()
     empty = window[window["Problem"].str.contains("none within the first 48 hours")]
@@ -214,9 +214,12 @@ def test_results_show_every_figure_and_table(trained):
                   "Outcome rate per risk level", "Odds ratio of the outcome", "Mean over the training patients",
                   "by risk level", "AUC per race", "Calibration on the test patients"):
         assert any(title in spec for spec in specs), title
-    risk = table_with(at, "Odds ratio")
+    risk = table_with(at, "Odds ratio (95% CI)")
     assert risk["Risk level"].tolist() == ["Risk level 1 (highest)", "Risk level 2 (lowest)"]
-    assert risk["Outcome rate"].iloc[0] >= risk["Outcome rate"].iloc[1]
+    rates = risk["Outcome rate (95% CI)"].str.extract(r"^([\d.]+)% \(([\d.]+)% to ([\d.]+)%\)$").astype(float)
+    assert rates[0].iloc[0] >= rates[0].iloc[1] and (rates[1] <= rates[0]).all() and (rates[0] <= rates[2]).all()
+    assert risk["Odds ratio (95% CI)"].iloc[1] == "1 (reference)"
+    assert risk["p vs the lowest-risk level"].iloc[0] == "< 0.001" or float(risk["p vs the lowest-risk level"].iloc[0]) > 0
     assert table_with(at, "Silhouette")["Representation"].tolist() == ["DICE", "PCA", "AE", "AE + classification"]
     fairness = table_with(at, "AUC: Risk level (cluster membership)")
     assert set(fairness["race"]) <= {"White", "Black", "Hispanic", "Asian"}

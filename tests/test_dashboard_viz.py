@@ -51,6 +51,9 @@ def test_forest_plot_draws_each_odds_ratio_with_its_interval():
         np.isfinite(summary["or_ci_high"]), summary["or_ci_high"], summary["odds_ratio"]))
     assert list(trace.y) == ["Risk level 1 (highest)", "Risk level 2", "Risk level 3 (lowest)"]
     assert "reference: Risk level 3 (lowest)" in fig.layout.title.text
+    ticks = list(fig.layout.xaxis.tickvals)  # 1-2-5 ticks around the intervals, labelled plainly
+    assert 1.0 in ticks and all(t in (0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100, 200) for t in ticks)
+    assert list(fig.layout.xaxis.ticktext) == [f"{t:g}" for t in ticks]
 
 
 def test_covariates_are_named_in_words_from_the_tests_design_columns():
@@ -62,6 +65,16 @@ def test_covariates_are_named_in_words_from_the_tests_design_columns():
     sig = pairwise_lr_test(np.repeat([0, 1], 100), rng.integers(0, 2, 200), covariates, n_clusters=2)
     fig = F.forest_plot(sig.summary(), sig.reference, F.covariates_text(sig.covariate_names))
     assert fig.layout.xaxis.title.text == "odds ratio (log scale), adjusted for age, sex"
+
+
+def test_rate_figure_writes_each_rate_above_its_interval():
+    rng = np.random.default_rng(0)
+    y = (rng.random(300) < np.repeat([0.7, 0.4, 0.1], 100)).astype(int)
+    summary = pairwise_lr_test(np.repeat([0, 1, 2], 100), y, n_clusters=3).summary()
+    fig = F.rate_figure(summary)
+    np.testing.assert_allclose(fig.data[0].y, summary["outcome_rate"])
+    labels = [(a.text, a.y) for a in fig.layout.annotations]
+    assert labels == [(f"<b>{r:.0%}</b>", high) for r, high in zip(summary["outcome_rate"], summary["rate_ci_high"])]
 
 
 def test_search_figure_marks_significant_architectures_and_the_selected_one():
@@ -91,6 +104,17 @@ def test_calibration_bins_have_equal_sizes_and_true_rates():
     np.testing.assert_allclose(bins["observed_rate"], [0, 0.5, 0.5, 1])
     np.testing.assert_allclose(bins["mean_predicted"], [0.15, 0.35, 0.55, 0.75])
     assert isinstance(F.calibration_figure(y, {"model": p}), go.Figure)
+
+
+def test_calibration_bins_keep_patients_with_the_same_prediction_together():
+    """A model with few distinct probabilities (hard memberships) gives one point per probability,
+    never two points at the same prediction (which would draw a vertical zigzag)."""
+    y = np.array([0, 0, 0, 1, 0, 1, 1, 1])
+    p = np.array([0.1, 0.1, 0.1, 0.1, 0.1, 0.5, 0.5, 0.5])
+    bins = F.calibration_bins(y, p, n_bins=4)
+    assert bins["patients"].tolist() == [5, 3]
+    np.testing.assert_allclose(bins["mean_predicted"], [0.1, 0.5])
+    np.testing.assert_allclose(bins["observed_rate"], [0.2, 1.0])
 
 
 def test_place_near_puts_a_copy_of_a_patient_on_that_patient():

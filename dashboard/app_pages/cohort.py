@@ -160,8 +160,8 @@ def upload_source():
         return
     with st.expander("Preview of the first rows"):
         c1, c2 = st.columns(2)
-        c1.dataframe(events_df.head(8), hide_index=True)
-        c2.dataframe(patients_df.head(8), hide_index=True)
+        c1.dataframe(events_df.head(8), hide_index=True, placeholder="")
+        c2.dataframe(patients_df.head(8), hide_index=True, placeholder="")
     load_tables(events_df, patients_df, f"{Path(events_file.name).name} + {Path(patients_file.name).name}")
 
 
@@ -199,7 +199,7 @@ def show_window_report(cohort):
     from dice_core.data import window_report
 
     hours = ui.window_hours(cohort)
-    st.subheader(f"Observation window: the first {hours:g} hours")
+    st.subheader(f"Time window: first {hours:g} h")
     st.caption(f"Training reads each patient's first {hours:g} hours after the index time (e.g. ICU admission); "
                "change it on the **Train** page under *Hours of data per patient*.")
     frame = window_report(cohort, hours).to_frame()
@@ -232,7 +232,7 @@ def show_summary(cohort, name: str):
         show = variables.rename(columns={"variable": "Variable", "patients_observed": "Patients measured",
                                          "observations": "Observations", "mean": "Mean", "min": "Min",
                                          "max": "Max", "missing_share": "Never measured (share of patients)"})
-        ui.show_table(show, "variables", key="csv-variables", height=min(420, 36 * len(show) + 40),
+        ui.show_table(show, "variables", key="csv-variables", height=min(460, 35 * (len(show) + 1) + 3),
                       column_config={"Mean": st.column_config.NumberColumn(format="%.4g"),
                                      "Never measured (share of patients)": st.column_config.ProgressColumn(
                                          format="percent", min_value=0.0, max_value=1.0)})

@@ -38,7 +38,7 @@ def saved_section():
         st.caption("No saved model yet.")
         return
     table = pd.DataFrame(saved)
-    st.dataframe(table, hide_index=True, width="stretch",
+    st.dataframe(table, hide_index=True, width="stretch", placeholder=ui.MISSING,
                  column_config={"validation AUC": st.column_config.NumberColumn(format="%.3f")})
     names = [m["name"] for m in saved]
     c1, c2, c3 = st.columns([2, 1, 1])

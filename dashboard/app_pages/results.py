@@ -65,11 +65,11 @@ def tab_search(view: RunView):
                          "seconds"]].rename(columns={"n_iter": "iterations", "val_auc": "validation AUC",
                                                      "all_significant": "all levels differ",
                                                      "min_p": "smallest pairwise p", "max_p": "largest pairwise p",
-                                                     "smallest_cluster": "smallest cluster"})
-        ui.show_table(table, "search-records", key="csv-search",
+                                                     "smallest_cluster": "smallest risk level (patients)"})
+        shown = table.assign(**{c: table[c].map(ui.p_text) for c in ("smallest pairwise p", "largest pairwise p")},
+                             **{"all levels differ": table["all levels differ"].map({True: "yes", False: "no"})})
+        ui.show_table(shown, "search-records", key="csv-search", csv=table,
                       column_config={"validation AUC": st.column_config.NumberColumn(format="%.3f"),
-                                     "smallest pairwise p": st.column_config.NumberColumn(format="%.2e"),
-                                     "largest pairwise p": st.column_config.NumberColumn(format="%.2e"),
                                      "seconds": st.column_config.NumberColumn(format="%.1f")})
 
 
@@ -171,26 +171,34 @@ def tab_significance(view: RunView):
                           "Differ (p < α)": pairs["significant"].map({True: "yes", False: "no"}),
                           "Differ after Holm": pairs["significant_holm"].map({True: "yes", False: "no"}),
                           "Note": pairs["note"]})
-    ui.show_table(table, "pairwise-tests", key="csv-pairs",
-                  column_config={"G statistic": st.column_config.NumberColumn(format="%.2f"),
-                                 "p": st.column_config.NumberColumn(format="%.2e"),
-                                 "p (Holm)": st.column_config.NumberColumn(format="%.2e")})
+    shown = table.assign(p=table["p"].map(ui.p_text), **{"p (Holm)": table["p (Holm)"].map(ui.p_text)})
+    ui.show_table(shown, "pairwise-tests", key="csv-pairs", csv=table,
+                  column_config={"G statistic": st.column_config.NumberColumn(format="%.2f")})
     for note in sig.notes:
         st.warning(note)
+
+
+def risk_display(table: pd.DataFrame) -> pd.DataFrame:
+    """The risk-level table as read aloud: rate and odds ratio with their intervals in one cell each."""
+    reference = table["Note"].astype(str).str.startswith("reference level").to_numpy()
+    rates, odds, p = [], [], []
+    for is_ref, (_, row) in zip(reference, table.iterrows()):
+        rate_ci = ui.interval_text(row["Rate 95% CI low"], row["Rate 95% CI high"], "{:.1%}")
+        rates.append(f"{ui.pct(row['Outcome rate'], 1)} ({rate_ci})")
+        or_ci = ui.interval_text(row["OR 95% CI low"], row["OR 95% CI high"])
+        odds.append("1 (reference)" if is_ref else f"{row['Odds ratio']:.2f} ({or_ci})")
+        p.append(ui.MISSING if is_ref else ui.p_text(row["p vs reference"]))
+    return pd.DataFrame({"Risk level": table["Risk level"], "Patients": table["Patients"],
+                         "With outcome": table["With outcome"], "Outcome rate (95% CI)": rates,
+                         "Odds ratio (95% CI)": odds, "p vs the lowest-risk level": p,
+                         "Note": table["Note"].str.replace("reference level", "reference", regex=False)})
 
 
 def tab_risk(view: RunView):
     st.caption("Each risk level's patients in the training split, the share who had the outcome (95% Wilson "
                f"interval), and the odds ratio against the lowest-risk level, adjusted for {view.adjusted_for}.")
     table = view.risk_table()
-    ui.show_table(table, "risk-levels", key="csv-risk", column_config={
-        "Outcome rate": st.column_config.NumberColumn(format="percent"),
-        "Rate 95% CI low": st.column_config.NumberColumn(format="percent"),
-        "Rate 95% CI high": st.column_config.NumberColumn(format="percent"),
-        "Odds ratio": st.column_config.NumberColumn(format="%.2f"),
-        "OR 95% CI low": st.column_config.NumberColumn(format="%.2f"),
-        "OR 95% CI high": st.column_config.NumberColumn(format="%.2f"),
-        "p vs reference": st.column_config.NumberColumn(format="%.2e")})
+    ui.show_table(risk_display(table), "risk-levels", key="csv-risk", csv=table)
     c1, c2 = st.columns(2)
     with c1:
         ui.show_figure(view.rate_figure(), "outcome-rate-by-risk-level", key="fig-rates")
@@ -249,7 +257,10 @@ def tab_baselines(view: RunView):
     table1 = clustering[["representation", "silhouette", "calinski_harabasz", "davies_bouldin", "n"]].rename(
         columns={"representation": "Representation", "silhouette": "Silhouette",
                  "calinski_harabasz": "Calinski-Harabasz", "davies_bouldin": "Davies-Bouldin", "n": "Test patients"})
-    ui.show_table(table1, "clustering-metrics", key="csv-table1")
+    ui.show_table(table1, "clustering-metrics", key="csv-table1",
+                  column_config={"Silhouette": st.column_config.NumberColumn(format="%.3f"),
+                                 "Calinski-Harabasz": st.column_config.NumberColumn(format="%.1f"),
+                                 "Davies-Bouldin": st.column_config.NumberColumn(format="%.3f")})
     st.subheader("Outcome prediction on the test patients (paper Table 2)")
     mode = st.radio("Decision threshold", ["chosen on the validation patients", "the same threshold for all"],
                     horizontal=True, key="threshold_mode",
@@ -262,12 +273,17 @@ def tab_baselines(view: RunView):
         threshold = st.slider("Threshold (predict 'outcome' when the probability is at least this)", 0.0, 1.0,
                               float(head.iloc[0]) if len(head) else 0.5, 0.01, key="threshold")
     table2 = prediction_table(view, threshold)
-    ui.show_table(table2, "prediction-metrics", key="csv-table2",
+    sizes = table2["Test patients"].unique()
+    shown = table2.drop(columns="Test patients") if len(sizes) == 1 else table2  # one size: said below instead
+    ui.show_table(shown, "prediction-metrics", key="csv-table2", csv=table2,
                   column_config={c: st.column_config.NumberColumn(format="%.3f")
-                                 for c in table2.columns if c not in ("Predictor", "Test patients")})
-    st.caption("The DICE rows use the learned representation (logistic regression, as in the paper) and DICE's own "
-               "outcome model. The reference is a logistic regression on each variable's mean, min, max and last "
-               "value plus the covariates.")
+                                 for c in shown.columns if c not in ("Predictor", "Test patients")})
+    on = f"the same {int(sizes[0]):,} test patients" if len(sizes) == 1 else "the test patients"
+    st.caption(f"Every predictor is evaluated on {on}. The DICE rows use the learned representation (logistic "
+               "regression, as in the paper) and DICE's own outcome model. The reference is a logistic regression "
+               "on each variable's mean, min, max and last value plus the covariates. Sensitivity: share of the "
+               "patients with the outcome who are flagged; specificity: share of the others who are not; PPV/NPV: "
+               "share of flagged/unflagged patients whose prediction is right.")
 
 
 def tab_fairness(view: RunView):
@@ -305,7 +321,8 @@ def tab_fairness(view: RunView):
         if small:
             st.warning(f"Groups with fewer than {min_size} test patients ({', '.join(map(str, small))}): their AUC "
                        "has a wide margin of error; do not compare it with the others.")
-        ui.show_table(table, f"auc-by-{column}", key="csv-fairness")
+        ui.show_table(table, f"auc-by-{column}", key="csv-fairness",
+                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in aucs})
         fig_table = table.rename(columns={column: "group", **{c: c.replace("AUC: ", "AUC ") for c in aucs}})
         ui.show_figure(F.group_auc_figure(fig_table, column), f"auc-by-{column}", key="fig-fairness")
     st.subheader("Calibration")
@@ -317,9 +334,11 @@ def tab_fairness(view: RunView):
     reference = [c for c in preds.columns if c.startswith("summary statistics")]
     if reference:
         probabilities["Reference (summary statistics)"] = preds[reference[0]].to_numpy()
-    st.caption("Test patients sorted by predicted probability, in ten groups of equal size: a well calibrated "
-               "model's points lie on the diagonal.")
-    ui.show_figure(F.calibration_figure(y, probabilities), "calibration", key="fig-calibration")
+    n_bins = int(np.clip(len(y) // 20, 3, 10))  # at least about 20 patients behind each point
+    st.caption(f"The {len(y):,} test patients sorted by predicted probability, in {n_bins} groups of equal size: "
+               "a well calibrated model's points lie on the diagonal. Patients with the same prediction stay in "
+               "one group.")
+    ui.show_figure(F.calibration_figure(y, probabilities, n_bins), "calibration", key="fig-calibration")
 
 
 def main():

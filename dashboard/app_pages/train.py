@@ -98,11 +98,12 @@ def leaderboard(job: jobs.Job) -> pd.DataFrame:
         return records
     selected = job.selected() or {}
     table = pd.DataFrame({
+        "selected": "",
         "K": records["K"], "d": records["d"],
         "validation AUC": records["val_auc"],
         "smallest pairwise p": records["min_p"],
         "largest pairwise p": records["max_p"],
-        "smallest cluster": records["smallest_cluster"],
+        "smallest risk level (patients)": records["smallest_cluster"],
         "all clusters differ": records["all_significant"].map({True: "yes", False: "no"}),
         "iterations": records.get("n_iter"),
         "seconds": records["seconds"].round(1),
@@ -168,10 +169,10 @@ def _job_panel(job_id: str, was_active: bool):
     if board.empty:
         st.caption("The first architecture appears here as soon as it is trained.")
     else:
-        st.dataframe(board, hide_index=True, width="stretch",
+        shown = board.assign(**{c: board[c].map(ui.p_text) for c in ("smallest pairwise p", "largest pairwise p")})
+        st.dataframe(shown, hide_index=True, width="stretch", placeholder=ui.MISSING,
                      column_config={"validation AUC": st.column_config.NumberColumn(format="%.3f"),
-                                    "smallest pairwise p": st.column_config.NumberColumn(format="%.2e"),
-                                    "largest pairwise p": st.column_config.NumberColumn(format="%.2e")})
+                                    "seconds": st.column_config.NumberColumn(format="%.1f")})
         st.download_button("Download CSV", board.to_csv(index=False).encode(), f"leaderboard-{job.id}.csv",
                            "text/csv", key=f"csv-board-{job.id}", icon=":material/download:")
     if was_active and state not in jobs.ACTIVE_STATES:
@@ -182,7 +183,7 @@ def main():
     st.title("Train")
     cohort, name = ui.current_cohort()
     st.write(f"Training on **{name}**: {cohort.n_patients:,} patients, outcome rate "
-             f"{ui.pct(cohort.patients['outcome'].mean())}. DICE learns a representation of each patient's "
+             f"{ui.pct(cohort.patients['outcome'].mean(), 1)}. DICE learns a representation of each patient's "
              "sequence and groups patients into K risk levels whose outcome rates differ significantly.")
     settings = settings_form(cohort)
     if settings is not None:

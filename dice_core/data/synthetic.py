@@ -22,11 +22,12 @@ from .cohort import Cohort, ValidationReport
 # name, typical value, spread, scale: the pattern z (in standard units) is mapped to clinical-looking
 # units, typical + spread * z ("linear") or typical * exp(z * spread / typical) ("log": always > 0, the
 # same spread near the typical value, and monotone in z, so the subgroups stay as far apart)
-VARIABLES = [("HR", 85.0, 15.0, "linear"), ("MAP", 80.0, 12.0, "linear"), ("Temp", 37.0, 0.8, "linear"),
+VARIABLES = [("HR", 85.0, 12.0, "linear"), ("MAP", 78.0, 10.0, "linear"), ("Temp", 37.0, 0.6, "linear"),
              ("Lactate", 2.5, 1.2, "log"), ("Creatinine", 1.3, 0.5, "log"), ("WBC", 11.0, 4.0, "log"),
              ("RespRate", 19.0, 4.0, "linear"), ("SpO2", 95.0, 2.5, "linear"), ("Glucose", 140.0, 35.0, "log"),
              ("Na", 139.0, 4.0, "linear")]
 UPPER_LIMITS = {"SpO2": 100.0}  # a saturation cannot exceed 100%
+LOWER_IS_WORSE = {"MAP", "SpO2"}  # for the others a high value is the worrying one
 CODED_EVENT = "antibiotic_order"
 RACES = ["White", "Black", "Hispanic", "Asian"]
 RACE_SHARES = [0.6, 0.2, 0.12, 0.08]
@@ -85,12 +86,18 @@ def _check_arguments(n_patients, n_subgroups, n_steps, n_variables, rates, missi
 def subgroup_patterns(n_subgroups: int, n_variables: int) -> tuple[np.ndarray, np.ndarray]:
     """Level and trend (standard units) of each variable in each subgroup, both (K, V).
 
-    Subgroups sit at evenly spaced phases on a circle, so any two differ in level and trend of
-    most variables by about one standard unit or more.
+    Levels have a part that follows the risk, so the highest-risk subgroup (0) is on the worrying
+    side of the lowest-risk one for every variable (higher lactate, lower MAP..., by at least a
+    quarter of a standard unit), as a clinician would expect; and a part from evenly spaced phases
+    on a circle, which trends share, so any two subgroups differ in several variables and in how
+    they change over the window (not only along one 'sicker' direction).
     """
     phase = 2 * np.pi * np.arange(n_subgroups)[:, None] / n_subgroups
     shift = np.pi * np.arange(n_variables)[None, :] / max(n_variables, 1)
-    return 1.5 * np.cos(phase + shift), 2.0 * np.sin(phase + shift)
+    severity = np.linspace(1, -1, n_subgroups)[:, None] if n_subgroups > 1 else np.zeros((1, 1))
+    worse = np.array([-1.0 if VARIABLES[v][0] in LOWER_IS_WORSE else 1.0 for v in range(n_variables)])
+    level = (severity + np.cos(phase + shift)) * worse
+    return level, 2.0 * np.sin(phase + shift)
 
 
 def _measurements(rng, ids, labels, n_subgroups, n_steps, n_variables, bin_hours, missing_rate, noise,

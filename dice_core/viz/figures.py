@@ -82,10 +82,12 @@ def search_figure(records: pd.DataFrame, selected: dict | None = None) -> go.Fig
                                  name="selected", marker=dict(size=22, color="rgba(0,0,0,0)",
                                                               line=dict(color="black", width=2))))
     fig.update_layout(template=TEMPLATE, title="Architecture search: validation AUC by size of representation",
-                      xaxis_title="d (size of the representation)", yaxis_title="validation AUC",
-                      legend_title="clusters (K)", height=420)
+                      xaxis=dict(title="d (size of the representation)", tickvals=sorted(records["d"].unique())),
+                      yaxis_title="validation AUC", legend_title="clusters (K)", height=440,
+                      margin=dict(b=110))
     fig.add_annotation(text="● all clusters differ significantly   ✕ at least one pair does not",
-                       xref="paper", yref="paper", x=0, y=-0.22, showarrow=False, font=dict(size=11))
+                       xref="paper", yref="paper", x=0, y=-0.36, xanchor="left", showarrow=False,
+                       font=dict(size=12))
     return fig
 
 
@@ -218,11 +220,23 @@ def forest_plot(summary: pd.DataFrame, reference: int | None = None, adjusted_fo
                       "<extra></extra>", showlegend=False))
     fig.add_vline(x=1, line_dash="dash", line_color="#888")
     ref = f" (reference: {risk_label(reference, K)})" if reference is not None else ""
-    fig.update_layout(template=TEMPLATE, height=120 + 60 * K, title=f"Odds ratio of the outcome{ref}",
+    ticks = _log_ticks(np.concatenate([ors[finite], low[has_ci], high[has_ci], [1.0]]))
+    fig.update_layout(template=TEMPLATE, height=140 + 60 * K, title=f"Odds ratio of the outcome{ref}",
                       xaxis=dict(type="log", title="odds ratio (log scale), adjusted for "
-                                                         f"{adjusted_for or 'the covariates'}"),
+                                                         f"{adjusted_for or 'the covariates'}",
+                                 tickvals=ticks, ticktext=[f"{t:g}" for t in ticks]),
                       yaxis=dict(autorange="reversed"))
     return fig
+
+
+def _log_ticks(values) -> list[float]:
+    """1-2-5 ticks covering the values (a log axis's own ticks crowd on a short range)."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    low, high = (values.min(), values.max()) if values.size else (1.0, 1.0)
+    ticks = [m * 10.0**e for e in range(-4, 5) for m in (1, 2, 5)]
+    inside = [t for t in ticks if low / 1.5 <= t <= high * 1.5]
+    return inside or [1.0]
 
 
 def rate_figure(summary: pd.DataFrame) -> go.Figure:
@@ -231,11 +245,17 @@ def rate_figure(summary: pd.DataFrame) -> go.Figure:
     labels = [risk_label(int(k), K) for k in summary["cluster"]]
     rate = summary["outcome_rate"].to_numpy(dtype=float)
     fig = go.Figure(go.Bar(
-        x=labels, y=rate, marker_color=risk_colors(K), text=[f"{r:.0%}" if np.isfinite(r) else "" for r in rate],
+        x=labels, y=rate, marker_color=risk_colors(K), hovertemplate="%{x}: %{y:.1%}<extra></extra>",
         error_y=dict(type="data", symmetric=False, array=summary["rate_ci_high"] - rate,
                      arrayminus=rate - summary["rate_ci_low"])))
+    high = summary["rate_ci_high"].to_numpy(dtype=float)
+    for label, r, top in zip(labels, rate, high):  # the rate above its interval, never on the whisker
+        if np.isfinite(r):
+            fig.add_annotation(x=label, y=top if np.isfinite(top) else r, text=f"<b>{r:.0%}</b>", showarrow=False,
+                               yanchor="bottom", yshift=4, font=dict(size=13))
     fig.update_layout(template=TEMPLATE, height=380, title="Outcome rate per risk level (95% CI)",
-                      yaxis=dict(title="outcome rate", tickformat=".0%"))
+                      yaxis=dict(title="outcome rate", tickformat=".0%",
+                                 range=[0, min(1.0, float(np.nanmax(np.append(high, rate)) + 0.12))]))
     return fig
 
 
@@ -337,12 +357,18 @@ def calibration_figure(y, probabilities: dict[str, np.ndarray], n_bins: int = 10
 
 
 def calibration_bins(y, p, n_bins: int = 10) -> pd.DataFrame:
-    """Patients sorted by prediction and cut into bins of (nearly) equal size."""
-    order = np.argsort(p, kind="stable")
-    chunks = [c for c in np.array_split(order, min(n_bins, max(len(p), 1))) if len(c)]
-    return pd.DataFrame({"mean_predicted": [p[c].mean() for c in chunks],
-                         "observed_rate": [y[c].mean() for c in chunks],
-                         "patients": [len(c) for c in chunks]})
+    """Patients sorted by prediction and cut into bins of (nearly) equal size. Patients with the
+    same prediction share a bin (a model with few distinct probabilities gives fewer, larger bins),
+    so the mean predictions increase from bin to bin."""
+    y, p = np.asarray(y, dtype=float), np.asarray(p, dtype=float)
+    if p.size == 0:
+        return pd.DataFrame({"mean_predicted": [], "observed_rate": [], "patients": []})
+    rank = pd.Series(p).rank(method="min").to_numpy() - 1  # ties take their first position
+    bins = np.floor(rank * min(n_bins, p.size) / p.size).astype(int)
+    grouped = pd.DataFrame({"bin": bins, "p": p, "y": y}).groupby("bin")
+    return pd.DataFrame({"mean_predicted": grouped["p"].mean().to_numpy(),
+                         "observed_rate": grouped["y"].mean().to_numpy(),
+                         "patients": grouped.size().to_numpy()})
 
 
 def group_auc_figure(table: pd.DataFrame, group_name: str = "group") -> go.Figure:
