@@ -29,6 +29,27 @@ def setup_logging():
         logging.getLogger("dice_studio").setLevel(logging.INFO)
 
 
+# The core's messages name the command-line flag and the Python setting that fix a problem
+# ("--outcome / ColumnMap.outcome"); on these pages the fix is a choice on the page.
+PAGE_SETTINGS = {
+    "patient_id": "the 'Patient id' choice", "time": "the 'Time' choice", "variable": "the 'Variable name' choice",
+    "value": "the 'Value' choice", "outcome": "the 'Outcome' choice",
+    "positive_label": "the 'Value meaning had the outcome' choice", "covariates": "the covariates choice",
+    "group": "the 'Group column' choice", "index_time": "the 'Admission time' choice",
+    "window_hours": "'Hours of data per patient' on the Train page",
+}
+_SETTINGS = [re.compile(r"--[a-z-]+ / (?:ColumnMap|PreprocessConfig)\.(\w+)"),  # "--outcome / ColumnMap.outcome"
+             re.compile(r"--[a-z-]+ \((?:ColumnMap|PreprocessConfig)\.(\w+)\)")]  # "--id-col (ColumnMap.patient_id)"
+
+
+def plain(message: str) -> str:
+    """A core message with the page's own words for the setting that fixes it."""
+    message = str(message)
+    for pattern in _SETTINGS:
+        message = pattern.sub(lambda m: PAGE_SETTINGS.get(m.group(1), m.group(0)), message)
+    return message
+
+
 def guard(body):
     """Run a page body: a DiceError shows its message, anything else a plain sentence (details to
     the log). Streamlit's own control flow (st.rerun, st.stop) passes through untouched."""
@@ -37,7 +58,7 @@ def guard(body):
     try:
         body()
     except DiceError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
     except Exception:
         log.exception("page error")
         st.error(GENERIC_ERROR)
@@ -101,6 +122,32 @@ def pct(x, digits: int = 0) -> str:
         return f"{float(x):.{digits}%}"
     except (TypeError, ValueError):
         return "n/a"
+
+
+def share_text(share: float) -> str:
+    """A membership as a clinician reads it: '92%', '< 1%', '> 99%'."""
+    return "< 1%" if share < 0.005 else "> 99%" if share > 0.995 else f"{share:.0%}"
+
+
+def membership_sentence(memberships, cluster: int, K: int) -> str:
+    """How clearly a patient belongs to their risk level (the nearest centre), in words. The
+    classifier's memberships can lean elsewhere for a patient between two levels: say so."""
+    import numpy as np
+
+    from dice_core.viz.figures import risk_label
+
+    memberships = np.asarray(memberships, dtype=float)
+    level = risk_label(cluster, K).lower()
+    top = int(np.argmax(memberships))
+    others = [int(k) for k in np.argsort(memberships)[::-1] if k != cluster]
+    if top != cluster:
+        return (f"**Borderline:** nearest to the centre of **{level}**, but the model's classifier leans to "
+                f"**{risk_label(top, K).lower()}** ({share_text(memberships[top])}). Interpret with care.")
+    if memberships[cluster] >= 0.8 or not others:
+        return f"Clearly belongs to **{level}** ({share_text(memberships[cluster])} membership)."
+    second = others[0]
+    return (f"Most likely **{level}** ({share_text(memberships[cluster])}), but also close to "
+            f"**{risk_label(second, K).lower()}** ({share_text(memberships[second])}): interpret with care.")
 
 
 # -- the session's cohort ---------------------------------------------------------------------

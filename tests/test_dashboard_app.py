@@ -162,6 +162,24 @@ def test_events_after_the_training_window_are_reported_on_the_cohort_page(studio
     assert empty["Count"].tolist() == [1] and empty["Examples (patient ids)"].tolist() == ["d"]
 
 
+def test_an_outcome_that_cannot_be_read_is_reported_in_the_pages_words(studio):
+    """No cohort can be built (three outcome values): the report table explains it with the page's
+    own choice names, and the page goes on showing the previous cohort."""
+    events = pd.DataFrame({"patient_id": ["a", "b", "c"], "time": [0, 1, 2], "variable": "HR", "value": 80})
+    patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "died": ["yes", "maybe", "no"]})
+    at = open_page()
+    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
+    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.button(key="load_tables").click().run()
+    assert not at.exception
+    assert any("previous cohort is still selected" in e.value for e in at.error)
+    problem = table_with(at, "Problem")["Problem"].str.cat(sep=" ")
+    assert "choose another column (the 'Outcome' choice)" in problem and "ColumnMap" not in problem
+    assert {m.label: m.value for m in at.metric}["Patients"] == "600"
+
+
 def test_an_unreadable_file_is_reported_not_raised(studio):
     at = open_page()
     at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
@@ -259,7 +277,8 @@ def test_patient_page_scores_a_cohort_patient(trained):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Risk level (1 = highest risk)"] in ("1 of 2", "2 of 2")
     assert metrics["Predicted probability of the outcome"].endswith("%")
-    assert any("belong" in m.value for m in at.markdown)
+    assert any("belongs to **risk level" in m.value or "Most likely **risk level" in m.value
+               or "Borderline" in m.value for m in at.markdown)
     assert any("This patient among the training patients" in s for s in figure_specs(at))
     assert any("This patient (black)" in s for s in figure_specs(at))
 
@@ -271,7 +290,9 @@ def test_patient_page_warns_about_inputs_the_model_did_not_see(trained):
     at.file_uploader(key="patient_upload").upload("one.csv", events.encode(), "text/csv")
     at.run()
     assert not problems(at)
-    assert any("outside what the model saw" in w.value for w in at.warning)
+    notes = next(w.value for w in at.warning if "About this patient's data" in w.value)
+    assert "Variable not seen in training; ignored: Unknown_lab." in notes
+    assert "Value outside the training range: HR = 900 at 1.5 h (training " in notes
     warnings = table_with(at, "problem")
     assert "Unknown_lab" in warnings["variable"].tolist()
     assert (warnings["value"] == 900).any()
@@ -285,7 +306,7 @@ def test_patient_page_scores_typed_values(trained):
     assert not problems(at)
     assert "Predicted probability of the outcome" in [m.label for m in at.metric]
     # covariates left empty: scored, with a note saying what the model used instead
-    assert any("note(s) on this patient's data" in w.value for w in at.warning)
+    assert any("2 of 2 covariates without a value" in w.value for w in at.warning)
     notes = table_with(at, "What happened")
     assert notes["Problem"].str.startswith("2 of 2 covariates without a value ('age', 'sex')").any()
 

@@ -6,6 +6,7 @@ import plotly.graph_objects as go
 import pytest
 
 from dashboard import columns as colguess
+from dashboard import ui
 from dice_core.errors import ConfigError
 from dice_core.stats.significance import pairwise_lr_test
 from dice_core.viz import figures as F
@@ -185,3 +186,26 @@ def test_column_guesses_follow_common_names():
     assert guessed["covariates"] == ["Age"]
     assert colguess.guess_positive_label(["no", "yes"]) == "yes"
     assert colguess.guess_positive_label(["alive", "x"]) is None
+
+
+def test_membership_sentence_follows_the_assigned_level():
+    assert ui.membership_sentence([0.9, 0.08, 0.02], 0, 3) == ("Clearly belongs to **risk level 1 (highest)** "
+                                                               "(90% membership).")
+    assert ui.membership_sentence([0.3, 0.6, 0.1], 1, 3) == ("Most likely **risk level 2** (60%), but also close to "
+                                                             "**risk level 1 (highest)** (30%): interpret with care.")
+    # nearest centre and classifier disagree: the sentence names both, never a level the page does not show
+    assert ui.membership_sentence([0.002, 0.7, 0.298], 2, 3).startswith(
+        "**Borderline:** nearest to the centre of **risk level 3 (lowest)**, but the model's classifier leans to "
+        "**risk level 2** (70%)")
+    assert [ui.share_text(s) for s in (0.001, 0.5, 0.9989)] == ["< 1%", "50%", "> 99%"]
+    assert [ui.p_text(p) for p in (1e-17, 0.0123, 0.39, float("nan"))] == ["< 0.001", "0.012", "0.39", ui.MISSING]
+
+
+def test_core_messages_name_the_pages_choices_not_the_cli_flags():
+    assert ui.plain("or choose another column (--outcome / ColumnMap.outcome)") == (
+        "or choose another column (the 'Outcome' choice)")
+    assert ui.plain("a longer window (--window-hours / PreprocessConfig.window_hours)") == (
+        "a longer window ('Hours of data per patient' on the Train page)")
+    assert ui.plain("give the admission time with --index-time-col (ColumnMap.index_time) to count") == (
+        "give the admission time with the 'Admission time' choice to count")
+    assert ui.plain("nothing to translate") == "nothing to translate"

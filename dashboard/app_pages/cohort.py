@@ -13,6 +13,7 @@ from dashboard import ui
 SOURCES = ["Demo cohort (synthetic)", "Upload my tables (CSV or Parquet)", "PhysioNet 2012 archive",
            "Files on this server"]
 TABLE_TYPES = ["csv", "gz", "parquet", "pq"]
+PROBLEM_COLUMN = {"Problem": st.column_config.TextColumn(width="large")}
 
 
 def label_strings(values: pd.Series) -> list[str]:
@@ -33,7 +34,7 @@ def read_preview(source, what: str, id_hint: str = "patient_id"):
     report = ValidationReport()
     frame, _ = read_table(source, what, id_hint, report)
     if frame is None:
-        st.error("\n".join(p.describe() for p in report.errors))
+        st.error(ui.plain("\n".join(p.describe() for p in report.errors)))
     return frame
 
 
@@ -81,13 +82,19 @@ def mapping_form(events: pd.DataFrame, patients: pd.DataFrame):
     group = pick(c[3], "Group column (fairness)", ["(none)"] + rest, pa_guess["group"] or "(none)", "map_group",
                  help="The AUC is also reported within each group of this column, e.g. race.")
     group = None if group == "(none)" else group
-    cov_options = [col for col in rest if col != group]
-    covariates = st.multiselect("Covariates the outcome model adjusts for (e.g. age, sex)", cov_options,
-                                default=[col for col in pa_guess["covariates"] if col in cov_options], key="map_cov")
+    c = st.columns([3, 1])
+    index_options = ["(none)"] + [col for col in rest if col != group]
+    index_time = pick(c[1], "Admission time (optional)", index_options, pa_guess["index_time"] or "(none)",
+                      "map_index_time", help="Only for date-time event times: hours are then counted from this "
+                                             "date-time (e.g. ICU admission) instead of each patient's first event.")
+    index_time = None if index_time == "(none)" else index_time
+    cov_options = [col for col in rest if col not in (group, index_time)]
+    covariates = c[0].multiselect("Covariates the outcome model adjusts for (e.g. age, sex)", cov_options,
+                                  default=[col for col in pa_guess["covariates"] if col in cov_options], key="map_cov")
     if p_id != e_id:  # one name for the id in both tables
         patients = patients.drop(columns=[e_id], errors="ignore").rename(columns={p_id: e_id})
     cmap = ColumnMap(patient_id=e_id, time=e_time, variable=e_var, value=e_val, outcome=outcome,
-                     positive_label=positive, covariates=tuple(covariates), group=group)
+                     positive_label=positive, covariates=tuple(covariates), group=group, index_time=index_time)
     return cmap, patients
 
 
@@ -100,17 +107,36 @@ def load_tables(events_df: pd.DataFrame, patients_df: pd.DataFrame, name: str):
     cmap, patients_df = mapped
     if st.button("Load this cohort", type="primary", key="load_tables"):
         with st.spinner("Reading and checking the tables…"):
-            cohort = load_cohort(events_df, patients_df, cmap, strict=False)
-        cohort.source = name
-        accept(cohort, name)
+            cohort = read_or_report(lambda: load_cohort(events_df, patients_df, cmap, strict=False))
+        if cohort is not None:
+            cohort.source = name
+            accept(cohort, name)
+
+
+def read_or_report(load):
+    """The cohort `load()` builds, or None when it cannot be built at all (its problems are then kept
+    for the report table, like those of a cohort that loads with errors)."""
+    from dice_core.errors import CohortError
+
+    try:
+        return load()
+    except CohortError as exc:
+        if exc.report is None:
+            raise
+        refuse(exc.report)
+        return None
+
+
+def refuse(report):
+    st.session_state["last_report"] = report
+    st.error(f"The cohort cannot be used yet: {len(report.errors)} problem(s) must be fixed in the files or in the "
+             "choices above (see the report below). The previous cohort is still selected.")
 
 
 def accept(cohort, name: str):
     """Use the cohort unless its report holds errors (then show them and keep the previous one)."""
     if cohort.report.errors:
-        st.session_state["last_report"] = cohort.report
-        st.error(f"The cohort cannot be used yet: {len(cohort.report.errors)} problem(s) must be fixed in the "
-                 "files (see the table below). The previous cohort is still selected.")
+        refuse(cohort.report)
         return
     st.session_state.pop("last_report", None)
     ui.set_cohort(cohort, name)
@@ -134,13 +160,14 @@ def physionet_source():
                 with tempfile.TemporaryDirectory() as tmp:
                     archive = Path(tmp) / "set-a.tar.gz"
                     archive.write_bytes(upload.getvalue())
-                    cohort = load_physionet2012(archive)
+                    cohort = read_or_report(lambda: load_physionet2012(archive))
             elif path.strip():
-                cohort = load_physionet2012(Path(path.strip()).expanduser())
+                cohort = read_or_report(lambda: load_physionet2012(Path(path.strip()).expanduser()))
             else:
                 st.error("Upload set-a.tar.gz or type the path of the archive or folder.")
                 return
-        accept(cohort, "PhysioNet 2012 set A")
+        if cohort is not None:
+            accept(cohort, "PhysioNet 2012 set A")
 
 
 def upload_source():
@@ -189,9 +216,10 @@ def show_report(report):
     (st.error if n_err else st.warning)(
         f"Validation found {n_err} error(s) and {n_warn} warning(s). Errors must be fixed in the files; "
         "warnings are worth a look (the rows they name were handled as described).")
-    frame = frame.rename(columns={"severity": "Severity", "file": "File", "column": "Column", "problem": "Problem",
-                                  "count": "Count", "examples": "Examples (rows or values)"})
-    ui.show_table(frame, "validation-report", key="csv-validation")
+    frame = frame.assign(problem=frame["problem"].map(ui.plain)).rename(columns={
+        "severity": "Severity", "file": "File", "column": "Column", "problem": "Problem", "count": "Count",
+        "examples": "Examples (rows or values)"})
+    ui.show_table(frame, "validation-report", key="csv-validation", column_config=PROBLEM_COLUMN)
 
 
 def show_window_report(cohort):
@@ -208,9 +236,10 @@ def show_window_report(cohort):
         return
     st.warning(f"Some data fall outside the first {hours:g} hours and will not be used (see below). A longer "
                "window keeps them.")
-    frame = frame.rename(columns={"severity": "Severity", "file": "File", "column": "Column", "problem": "Problem",
-                                  "count": "Count", "examples": "Examples (patient ids)"})
-    ui.show_table(frame, "window-report", key="csv-window")
+    frame = frame.assign(problem=frame["problem"].map(ui.plain)).rename(columns={
+        "severity": "Severity", "file": "File", "column": "Column", "problem": "Problem", "count": "Count",
+        "examples": "Examples (patient ids)"})
+    ui.show_table(frame, "window-report", key="csv-window", column_config=PROBLEM_COLUMN)
 
 
 def show_summary(cohort, name: str):

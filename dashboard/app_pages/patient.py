@@ -79,23 +79,56 @@ def scoring_cohort(events: pd.DataFrame, covariates: dict, model, source: str):
     cohort = load_events_for_scoring(events, given, model_covariates=names, strict=False)
     cohort.source = source
     if cohort.events.empty:
-        show_notes(cohort)
-        raise CohortError("No usable measurement: add at least one row with hours, variable and value.")
+        lines = "\n".join(f"- {ui.plain(p.describe())}" for p in cohort.report.problems)
+        raise CohortError(f"No usable measurement: add at least one row with hours, variable and value.\n{lines}")
     return cohort
 
 
-def show_notes(cohort):
-    """The scoring report of a new patient (rows left out, covariates not given), as warnings."""
-    problems = cohort.report.to_frame()
-    if problems.empty:
+def input_notes(model, cohort, new_patient: bool) -> tuple[list[str], pd.DataFrame, pd.DataFrame]:
+    """What a clinician should know about this patient's data, in sentences, and the two tables
+    behind them: the reading report (rows left out, covariates not given; new patients only) and
+    the model's input warnings (unknown variables, variables not given, values outside training)."""
+    report = cohort.report.to_frame() if new_patient else pd.DataFrame()
+    if len(report):
+        report["severity"] = report["severity"].map({"error": "rows left out", "warning": "note"})
+    notes = [("Left out: " if r["severity"] == "rows left out" else "") + ui.plain(r["problem"])
+             for _, r in report.iterrows()]
+    warnings = model.input_warnings(cohort)
+    for problem, rows in (warnings.groupby("problem", sort=False) if len(warnings) else []):
+        items = [_warning_item(r) for _, r in rows.iterrows()]
+        notes.append(f"{problem[0].upper()}{problem[1:]}: {', '.join(dict.fromkeys(items))}.")
+    return notes, report, warnings
+
+
+def _warning_item(row) -> str:
+    """'Troponin', or 'MAP = 900 at 5 h (training 44.3 to 111.7)' for a value outside the range."""
+    value = row.get("value")
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return str(row["variable"])
+    text = f"{row['variable']} = {value:g}" if isinstance(value, (int, float)) else f"{row['variable']} = {value}"
+    time, low, high = row.get("time"), row.get("training_min"), row.get("training_max")
+    if isinstance(time, (int, float)) and np.isfinite(time):
+        text += f" at {time:g} h"
+    if isinstance(low, (int, float)) and np.isfinite(low) and isinstance(high, (int, float)) and np.isfinite(high):
+        text += f" (training {low:.4g} to {high:.4g})"
+    return text
+
+
+def show_input_notes(model, cohort, new_patient: bool):
+    notes, report, warnings = input_notes(model, cohort, new_patient)
+    if not notes:
         return
-    st.warning(f"{len(problems)} note(s) on this patient's data: rows that cannot be used were left out; "
-               "missing covariates were replaced as described. Row numbers count the header as row 1, as in "
-               "a spreadsheet.")
-    problems["severity"] = problems["severity"].map({"error": "rows left out", "warning": "note"})
-    ui.show_table(problems.drop(columns=["file"]).rename(columns={
-        "severity": "What happened", "column": "Column", "problem": "Problem", "count": "Count",
-        "examples": "Examples (rows or values)"}), "patient-data-notes", key="csv-patient-notes")
+    st.warning("**About this patient's data** (values far outside the training range or variables not given "
+               "make the result less reliable):\n" + "\n".join(f"- {n}" for n in notes))
+    with st.expander("The same notes as tables"):
+        if len(report):
+            st.caption("Reading the data (row numbers count the header as row 1, as in a spreadsheet)")
+            ui.show_table(report.drop(columns=["file"]).rename(columns={
+                "severity": "What happened", "column": "Column", "problem": "Problem", "count": "Count",
+                "examples": "Examples (rows or values)"}), "patient-data-notes", key="csv-patient-notes")
+        if len(warnings):
+            st.caption("Against the model's training data")
+            ui.show_table(warnings, "input-warnings", key="csv-input-warnings")
 
 
 def uploaded_patient(model):
@@ -180,26 +213,13 @@ def cohort_patient(view: RunView | None):
     return cohort.subset([patient_id])
 
 
-def membership_sentence(memberships: np.ndarray, K: int) -> str:
-    order = np.argsort(memberships)[::-1]
-    top, second = order[0], order[1] if K > 1 else order[0]
-    if memberships[top] >= 0.8:
-        return f"Clearly belongs to **{F.risk_label(top, K).lower()}** ({memberships[top]:.0%} membership)."
-    return (f"Between **{F.risk_label(top, K).lower()}** ({memberships[top]:.0%}) and "
-            f"**{F.risk_label(second, K).lower()}** ({memberships[second]:.0%}): interpret with care.")
-
-
 def show_result(model, view: RunView | None, cohort, in_map: bool):
     from dice_core.scoring import score_patients
     from dice_core.viz import profiles as P
     from dice_core.viz.embedding import place_near
 
     K = model.config.n_clusters
-    warnings = model.input_warnings(cohort)
-    if len(warnings):
-        st.warning(f"{len(warnings)} input(s) outside what the model saw in training: unknown variables are "
-                   "ignored, values far outside the training range make the result less reliable.")
-        ui.show_table(warnings, "input-warnings", key="csv-input-warnings")
+    show_input_notes(model, cohort, new_patient=not in_map)
     row = score_patients(model, cohort).iloc[0]
     cluster = int(row["cluster"])
     memberships = np.array([row[f"membership_{k}"] for k in range(K)])
@@ -208,15 +228,17 @@ def show_result(model, view: RunView | None, cohort, in_map: bool):
     c[0].metric("Risk level (1 = highest risk)", f"{cluster + 1} of {K}", help=F.risk_label(cluster, K))
     c[1].metric("Outcome rate of this risk level (training)", ui.pct(row["cluster_outcome_rate"]))
     c[2].metric("Predicted probability of the outcome", ui.pct(row["probability"]))
-    st.markdown(membership_sentence(memberships, K))
+    st.markdown(ui.membership_sentence(memberships, cluster, K))
     left, right = st.columns([1, 1])
     with left:
         ui.show_figure(F.membership_figure(memberships, K), "membership", key="fig-membership")
-        ui.show_table(pd.DataFrame({"Risk level": [F.risk_label(k, K) for k in range(K)],
-                                    "Membership": memberships, "Distance to the level's centre": distances}),
-                      "membership-and-distances", key="csv-membership",
-                      column_config={"Membership": st.column_config.NumberColumn(format="percent"),
-                                     "Distance to the level's centre": st.column_config.NumberColumn(format="%.3f")})
+        table = pd.DataFrame({"Risk level": [F.risk_label(k, K) for k in range(K)], "Membership": memberships,
+                              "Distance to the level's centre": distances})
+        ui.show_table(table.assign(Membership=[ui.share_text(m) for m in memberships]), "membership-and-distances",
+                      key="csv-membership", csv=table,
+                      column_config={"Distance to the level's centre": st.column_config.NumberColumn(format="%.3f")})
+        st.caption("The risk level is the nearest centre (smallest distance); the membership is how strongly the "
+                   "model's classifier places the patient in each level.")
     with right:
         if view is None or view.map() is None:
             st.info("The map of training patients is available for models trained in this DICE Studio whose "
@@ -236,9 +258,11 @@ def show_result(model, view: RunView | None, cohort, in_map: bool):
                 point = place_near(model.transform(cohort), Z_ref[train], xy)
                 marked = pd.DataFrame({"x": point[:, 0], "y": point[:, 1], "label": ["this patient"]})
             fig = view.map_figure(frame_map, "Risk level", "train", title="This patient among the training patients")
-            fig.add_scatter(x=marked["x"], y=marked["y"], mode="markers+text", text=marked["label"],
-                            textposition="top center", name="this patient",
+            fig.add_scatter(x=marked["x"], y=marked["y"], mode="markers", name="this patient",
                             marker=dict(size=20, symbol="star", color="black", line=dict(color="white", width=1.5)))
+            fig.add_annotation(x=float(marked["x"].iloc[0]), y=float(marked["y"].iloc[0]),
+                               text=str(marked["label"].iloc[0]), ax=40, ay=-36, arrowcolor="black",
+                               bgcolor="white", bordercolor="black", borderpad=3)  # readable over the points
             fig.update_layout(legend=dict(orientation="h", yanchor="top", y=-0.08, x=0), height=560)
             ui.show_figure(fig, "patient-on-map", key="fig-patient-map")
     st.subheader("The patient's values against their risk level's mean")
@@ -278,8 +302,6 @@ def main():
         cohort, in_map = typed_patient(model), False
     if cohort is None:
         return
-    if not in_map:
-        show_notes(cohort)
     st.divider()
     show_result(model, view, cohort, in_map)
 
