@@ -17,7 +17,9 @@ from dice_core.viz import profiles as P
 from dice_core.viz.embedding import load_map
 
 SELECTED = "model"
-PREDICTOR_NAMES = {"DICE representation": "DICE (representation)", "DICE outcome head": "DICE (outcome model)"}
+PREDICTOR_NAMES = {"DICE representation": "DICE (representation)",
+                   "DICE representation + covariates": "DICE (representation + covariates)",
+                   "DICE outcome head": "DICE (outcome model)"}
 
 
 def _stamp(path: Path) -> float:

@@ -97,6 +97,10 @@ def test_evaluation_tables(search, cohort):
     assert {"silhouette", "calinski_harabasz", "davies_bouldin"} <= set(result.clustering.columns)
     predictors = list(result.prediction["predictor"])
     assert "DICE outcome head" in predictors and any("reference" in p for p in predictors)
+    # each representation alone and with the covariates (the reference has them too)
+    assert [p for p in predictors if p.startswith("DICE representation")] == [
+        "DICE representation", "DICE representation + covariates"]
+    assert sum(p.endswith("representation + covariates") for p in predictors) == 4
     for col in ("auc", "acc", "fpr", "tpr", "fnr", "tnr", "ppv", "npv", "threshold"):
         assert col in result.prediction.columns
     assert result.prediction["auc"].between(0, 1).all()

@@ -4,6 +4,8 @@ For every representation (DICE, PCA, AE, AE + classification):
 - clustering quality of its clusters on the test patients (Silhouette, Calinski-Harabasz, Davies-Bouldin);
 - outcome prediction by a logistic regression on the representation, fitted on the training split,
   its threshold chosen on the validation split (Youden) unless one is given, scored on the test split;
+  and the same on the representation plus the covariates (when the cohort has any), so that every
+  representation can be set beside the reference, which has the covariates too;
 - AUC within each group of the group column, with cluster membership as the predictor (the
   cluster's training outcome rate as the score) and with the representation's logistic regression.
 Two more rows of outcome prediction: DICE's own outcome head, and the clinician's reference, a
@@ -85,6 +87,13 @@ def evaluate(model, cohort, threshold=None, baselines=True, progress=None, shoul
         prob = clf.predict_proba(rep.z)[:, 1]
         prediction.append(_predict_row(f"{rep.name} representation", y, prob, rows, threshold))
         probs[f"{rep.name} representation"] = prob[test]
+        if data.V.shape[1]:
+            with_covariates = np.concatenate([rep.z, data.V], axis=1)
+            clf = fit_representation_classifier(with_covariates[train], y[train], seed=model.config.seed)
+            prob_v = clf.predict_proba(with_covariates)[:, 1]
+            name = f"{rep.name} representation + covariates"
+            prediction.append(_predict_row(name, y, prob_v, rows, threshold))
+            probs[name] = prob_v[test]
         if data.groups is not None:
             membership = _cluster_rate_score(rep.clusters, train, y)
             for predictor, score in (("cluster membership", membership), ("representation", prob)):
