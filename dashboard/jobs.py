@@ -179,6 +179,18 @@ def create_job(cohort, cohort_name: str, settings: dict) -> Job:
     return Job(folder)
 
 
+def running_duplicate(cohort_name: str, n_patients: int, settings: dict) -> Job | None:
+    """A queued or running job of the same cohort with the same settings (a double click, or a second
+    tab pressing Start again), so that it is followed instead of started twice."""
+    wanted = json.loads(json.dumps(settings))  # as job.json holds it (tuples become lists)
+    for job in list_jobs():
+        spec = job.spec
+        if (job.active and spec.get("cohort_name") == cohort_name and spec.get("n_patients") == int(n_patients)
+                and all(spec.get(key) == value for key, value in wanted.items())):
+            return job
+    return None
+
+
 def start(job: Job, task: str = "train", *args: str) -> subprocess.Popen:
     """Run the worker for `job` in its own process (its own session: a server reload does not stop it)."""
     (job.folder / "STOP").unlink(missing_ok=True)

@@ -2,6 +2,9 @@
 the numbers the Results and Patient pages draw (so pages read small files and never train).
 
   <job>/cohort/            events.parquet, patients.parquet (dice_core.data.write_cohort), cohort.json
+                           (names, covariates, source and the validation report of the user's files)
+  <runs>/_cohorts/<id>/    the same for a cohort loaded on the Cohort page (the URL's ?cohort=<id>
+                           finds it again after a browser refresh)
   <job>/analysis/<name>/   scores.csv        one row per patient: split, outcome, risk level, probability...
                            representation.npy  z of every patient (rows as scores.csv; numpy, no pickle)
                            map.csv           UMAP coordinates (dice_core.viz.save_map)
@@ -12,6 +15,7 @@ architecture, and "baseline-PCA", "baseline-AE", ... for the baselines' represen
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from dice_core.config import ColumnMap
+from dice_core.data.cohort import Problem, ValidationReport
 
 
 def save_cohort(cohort, folder) -> Path:
@@ -29,8 +34,9 @@ def save_cohort(cohort, folder) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     write_cohort(cohort, folder / "events.parquet", folder / "patients.parquet", decimals=None)
     meta = {"outcome_name": cohort.outcome_name, "positive_label": cohort.positive_label,
-            "covariates": list(cohort.covariates), "group": cohort.group, "source": cohort.source}
-    (folder / "cohort.json").write_text(json.dumps(meta, indent=1))
+            "covariates": list(cohort.covariates), "group": cohort.group, "source": cohort.source,
+            "report": [dataclasses.asdict(p) for p in cohort.report.problems]}
+    (folder / "cohort.json").write_text(json.dumps(meta, indent=1, default=str))
     return folder
 
 
@@ -44,6 +50,8 @@ def read_cohort(folder):
     cohort = load_cohort(folder / "events.parquet", folder / "patients.parquet", columns, strict=True)
     cohort.positive_label = meta.get("positive_label", cohort.positive_label)
     cohort.source = meta.get("source", cohort.source)
+    if "report" in meta:  # the report of the user's own files, not of this copy
+        cohort.report = ValidationReport([Problem(**p) for p in meta["report"]])
     return cohort
 
 

@@ -161,24 +161,55 @@ def demo_cohort():
                        ColumnMap(covariates=("age", "sex"), group="race"))
 
 
-def set_cohort(cohort, name: str):
+def set_cohort(cohort, name: str, saved_id: str | None = None):
+    """Make `cohort` this tab's cohort. A cohort other than the demo is kept on disk (runs folder,
+    `_cohorts/`) and named in the URL (?cohort=), so a browser refresh finds it again."""
     st.session_state["cohort"] = cohort
     st.session_state["cohort_name"] = name
     st.session_state.pop("window_hours", None)  # the next cohort gets its own default window
+    if name == DEMO_NAME:
+        st.query_params.pop("cohort", None)
+        return
+    if saved_id is None:
+        from dashboard.store import save_cohort
+
+        saved_id = jobs.new_job_id(name)
+        save_cohort(cohort, saved_cohorts_dir() / saved_id)
+        jobs.write_json(saved_cohorts_dir() / saved_id / "name.json", {"name": name})
+    st.query_params["cohort"] = saved_id
+
+
+def saved_cohorts_dir() -> Path:
+    return jobs.runs_dir() / "_cohorts"
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the cohort again…")
+def _saved_cohort(saved_id: str):
+    from dashboard.store import read_cohort
+
+    folder = saved_cohorts_dir() / saved_id
+    return read_cohort(folder), jobs.read_json(folder / "name.json", {}).get("name", saved_id)
 
 
 def current_cohort():
-    """(cohort, name); the demo cohort until the user loads another."""
+    """(cohort, name): this tab's cohort; after a refresh the one the URL names; else the demo."""
     if "cohort" not in st.session_state:
-        set_cohort(demo_cohort(), DEMO_NAME)
+        saved_id = st.query_params.get("cohort")
+        folder = saved_cohorts_dir() / saved_id if saved_id and "/" not in saved_id else None
+        if folder is not None and not saved_id.startswith(".") and (folder / "cohort.json").is_file():
+            cohort, name = _saved_cohort(saved_id)
+            set_cohort(cohort, name, saved_id)
+        else:
+            set_cohort(demo_cohort(), DEMO_NAME)
     return st.session_state["cohort"], st.session_state["cohort_name"]
 
 
 def default_window(cohort) -> float:
-    """Hours of data per patient: the data's span (99th percentile of times) rounded up, at most 48
-    (the PhysioNet 2012 window); 24 for the demo cohort."""
+    """Hours of data per patient: the whole hours that hold the data's span (99th percentile of the
+    times), at most 48 (the PhysioNet 2012 window); 24 for the demo cohort. The window is [0, W), so
+    a span ending at 47.0 h needs W = 48."""
     last = float(cohort.events["time"].quantile(0.99)) if len(cohort.events) else 48.0
-    return float(min(48, max(1, math.ceil(last))))
+    return float(min(48, max(1, math.floor(last) + 1)))
 
 
 def window_hours(cohort) -> float:

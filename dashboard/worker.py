@@ -82,7 +82,8 @@ def run_training(job: Job):
             evaluation = evaluate_selected(job, result.model, cohort, should_stop, status, share)
         if spec.get("build_maps", True):
             status.update(force=True, stage="preparing the maps", fraction=0.95 if post else 1.0,
-                          message="placing patients on a 2-D map (UMAP); the first map takes about half a minute")
+                          message="placing patients on 2-D maps (UMAP): DICE's first, then the baselines' if "
+                                  "compared; about half a minute each")
             build_model_map(job, "model", result.model)
             if evaluation is not None:
                 prepare_baselines(job, evaluation, result.model)

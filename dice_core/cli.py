@@ -110,6 +110,9 @@ def add_training_options(p: argparse.ArgumentParser, search=False):
                    help="stop an architecture once validation AUC and memberships have settled")
     g.add_argument("--patience", type=int, default=d.patience, help=f"early-stopping patience (default: {d.patience})")
     g.add_argument("--device", default="auto", help="auto (CUDA when available), cpu or cuda")
+    g.add_argument("--threads", type=int, metavar="N",
+                   help="CPU threads for torch (default: every core). On a machine that other work shares, "
+                        "use fewer: threads that wait for a busy core slow each step down several times")
     g.add_argument("--window-hours", type=float, default=pp.window_hours, help=f"window (default: {pp.window_hours:g} h)")
     g.add_argument("--bin-hours", type=float, default=pp.bin_hours, help=f"bin width (default: {pp.bin_hours:g} h)")
 
@@ -356,11 +359,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def set_threads(n: int | None):
+    """torch's CPU threads for this process (None: torch's default, one per core)."""
+    from .errors import ConfigError
+
+    if n is None:
+        return
+    if n < 1:
+        raise ConfigError(f"--threads {n}: give at least 1")
+    import torch
+
+    torch.set_num_threads(n)
+
+
 def main(argv=None) -> int:
     from .errors import CancelledError, DiceError
 
     args = build_parser().parse_args(argv)
     try:
+        set_threads(getattr(args, "threads", None))
         return args.func(args)
     except DiceError as exc:
         print(f"error: {exc}", file=sys.stderr)

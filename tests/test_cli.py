@@ -65,3 +65,18 @@ def test_missing_cohort_is_a_clear_error(capsys):
 def test_bad_k_is_a_clear_error(cohort_files, tmp_path, capsys):
     assert main(["train", *cohort_args(cohort_files), "--K", "1", *TINY, "--out", str(tmp_path / "m")]) == 2
     assert "n_clusters K=1" in capsys.readouterr().err
+
+
+def test_threads_option_sets_torchs_threads(cohort_files, tmp_path, capsys):
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        assert main(["train", *cohort_args(cohort_files), "--threads", "0", *TINY, "--out", str(tmp_path / "m")]) == 2
+        assert "--threads 0: give at least 1" in capsys.readouterr().err
+        assert main(["validate", *cohort_args(cohort_files)]) == 0  # no --threads: left as it was
+        assert torch.get_num_threads() == before
+        assert main(["train", *cohort_args(cohort_files), "--threads", "1", *TINY, "--out", str(tmp_path / "m")]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -139,7 +139,57 @@ def test_a_bad_upload_shows_what_to_fix_and_keeps_the_previous_cohort(studio):
     report = table_with(at, "Problem")
     assert report["Severity"].eq("error").any()
     assert report["Problem"].str.contains("same value").any()
+    assert set(report["File"]) <= {"ev.csv", "pa.csv"}  # the uploaded files' own names
+    # each error in full, with its fix, above the table (a table cell cuts long text)
+    errors = next(e.value for e in at.error if e.value.startswith("Validation found"))
+    for problem in report[report["Severity"] == "error"]["Problem"]:
+        assert problem in errors
     assert {m.label: m.value for m in at.metric}["Patients"] == "600"  # still the demo cohort
+
+
+def test_one_column_chosen_for_two_roles_is_an_error(studio):
+    events = pd.DataFrame({"foo": ["a", "b", "c"], "bar": [0, 1, 2]})
+    patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "outcome": [1, 0, 0]})
+    at = open_page()
+    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
+    at.file_uploader(key="events_upload").upload("bad2.csv", events.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.selectbox(key="map_e_id").set_value("foo")
+    at.selectbox(key="map_e_var").set_value("foo")
+    at.selectbox(key="map_e_time").set_value("bar")
+    at.selectbox(key="map_e_val").set_value("bar")
+    at.run()
+    at.button(key="load_tables").click().run()
+    assert not at.exception
+    report = table_with(at, "Problem")
+    assert report["File"].tolist() == ["bad2.csv", "bad2.csv"]
+    assert report["Problem"].str.startswith("column 'foo' is named as the patient identifier and the variable "
+                                            "name; each needs a column of its own").any()
+    assert report["Problem"].str.startswith("column 'bar' is named as the event time and the measured value").any()
+
+
+def test_a_loaded_cohort_is_found_again_after_a_browser_refresh(studio):
+    events = pd.DataFrame({"patient_id": list("aabbcd"), "time": [0, 1, 0, 2, 1, 3], "variable": "HR",
+                           "value": [80, 82, 90, 95, 70, 75]})
+    patients = pd.DataFrame({"patient_id": list("abcd"), "outcome": [1, 0, 0, 1]})
+    at = open_page()
+    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
+    at.file_uploader(key="events_upload").upload("ev4.csv", events.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="patients_upload").upload("pa4.csv", patients.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.button(key="load_tables").click().run()
+    assert {m.label: m.value for m in at.metric}["Patients"] == "4"
+    saved_id = at.query_params["cohort"]
+    saved_id = saved_id[0] if isinstance(saved_id, list) else saved_id
+    refreshed = AppTest.from_file(APP, default_timeout=120)  # a new browser session with the same URL
+    refreshed.query_params["cohort"] = saved_id
+    refreshed.run()
+    assert not problems(refreshed)
+    assert {m.label: m.value for m in refreshed.metric}["Patients"] == "4"
+    assert "ev4.csv + pa4.csv" in refreshed.sidebar.markdown[0].value
+    fresh = open_page()  # without it: the demo
+    assert {m.label: m.value for m in fresh.metric}["Patients"] == "600"
 
 
 def test_events_after_the_training_window_are_reported_on_the_cohort_page(studio):

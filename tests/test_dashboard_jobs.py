@@ -1,5 +1,6 @@
 """Training jobs on disk: cancel keeps finished records and resume completes the search; a worker
 that died is seen as interrupted; two jobs do not share anything."""
+import dataclasses
 import json
 import os
 import time
@@ -8,6 +9,7 @@ import pytest
 
 from dashboard import jobs, store
 from dice_core.config import DICEConfig, PreprocessConfig, SearchConfig
+from dice_core.data.cohort import ValidationReport
 
 
 @pytest.fixture
@@ -40,6 +42,23 @@ def test_the_job_folder_holds_the_cohort_and_settings(runs, synthetic_cohort):
     assert back.covariates == cohort.covariates and back.group == cohort.group
     assert job.state == "queued" and jobs.find_job(job.id).folder == job.folder
     assert jobs.find_job("../etc") is None
+
+
+def test_the_same_training_is_followed_not_started_twice(runs, synthetic_cohort):
+    cohort, _ = synthetic_cohort
+    job = jobs.create_job(cohort, "twice", settings())  # queued: active until its worker would have started
+    assert jobs.running_duplicate("twice", cohort.n_patients, settings()).id == job.id
+    assert jobs.running_duplicate("twice", cohort.n_patients, settings(n_iter=3)) is None
+    assert jobs.running_duplicate("other cohort", cohort.n_patients, settings()) is None
+    jobs.write_json(job.folder / "status.json", {"state": "finished", "fraction": 1.0})
+    assert jobs.running_duplicate("twice", cohort.n_patients, settings()) is None  # a finished run may be repeated
+
+
+def test_the_report_of_the_users_files_is_kept_with_the_cohort(runs, synthetic_cohort, tmp_path):
+    cohort = dataclasses.replace(synthetic_cohort[0], report=ValidationReport())  # the fixture is shared
+    cohort.report.add("warning", "labs.csv", "value", "3 values out of range were left out", 3, [4, 9, 12])
+    back = store.read_cohort(store.save_cohort(cohort, tmp_path / "saved"))
+    assert back.report.to_frame().equals(cohort.report.to_frame())
 
 
 def test_cancel_keeps_finished_architectures_and_resume_completes(runs, synthetic_cohort):

@@ -82,10 +82,13 @@ def test_search_figure_marks_significant_architectures_and_the_selected_one():
     records = pd.DataFrame({"K": [2, 2, 3], "d": [8, 16, 8], "n_iter": [5, 5, 5], "val_auc": [0.7, 0.8, 0.75],
                             "all_significant": [True, False, True], "min_p": [0.01, 0.2, 0.001]})
     fig = F.search_figure(records, {"K": 2, "d": 16, "val_auc": 0.8})
-    k2 = next(t for t in fig.data if t.name == "K = 2")
-    assert list(k2.x) == [8, 16] and list(k2.y) == [0.7, 0.8]
+    k2, k3 = (next(t for t in fig.data if t.name == name) for name in ("K = 2", "K = 3"))
+    # each K drawn 12% of the d spacing (8) to either side of the tried d, which hover still names
+    assert list(k2.x) == pytest.approx([8 - 0.48, 16 - 0.48]) and list(k3.x) == pytest.approx([8 + 0.48])
+    assert [int(d) for d in k2.customdata[:, 1]] == [8, 16] and list(k2.y) == [0.7, 0.8]
     assert list(k2.marker.symbol) == ["circle", "x"]
-    assert fig.data[-1].name == "selected" and list(fig.data[-1].x) == [16]
+    assert fig.data[-1].name == "selected" and list(fig.data[-1].x) == pytest.approx([16 - 0.48])
+    assert list(fig.layout.xaxis.tickvals) == [8, 16]
 
 
 def test_map_figure_fades_patients_outside_a_selection():

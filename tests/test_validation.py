@@ -72,6 +72,24 @@ def test_missing_events_column_names_the_flag_and_the_python_field():
     assert "(--variable-col / ColumnMap.variable)" in problem.message
 
 
+def test_one_column_named_for_two_event_roles():
+    ev = events().rename(columns={"patient_id": "foo"})
+    problem = only(problems(ev=ev, pt=patients().rename(columns={"patient_id": "foo"}),
+                            columns=ColumnMap(patient_id="foo", variable="foo", value="foo")))
+    assert problem.file == "events table" and problem.column == "foo"
+    assert problem.message == (
+        "column 'foo' is named as the patient identifier and the variable name and the measured value; each "
+        "needs a column of its own: choose the right column for each (--id-col / ColumnMap.patient_id, "
+        "--variable-col / ColumnMap.variable, --value-col / ColumnMap.value)")
+
+
+def test_tables_given_as_data_frames_are_named_in_messages():
+    with pytest.raises(CohortError) as raised:
+        load_cohort(events().drop(columns=["time"]), patients(), names=("bad.csv", "people.csv"))
+    assert [p.file for p in raised.value.report.errors] == ["bad.csv"]
+    assert "bad.csv, column 'time'" in str(raised.value)
+
+
 def test_missing_group_column():
     problem = only(problems(columns=ColumnMap(group="race")))
     assert problem.column == "race" and "(the group column) not found" in problem.message

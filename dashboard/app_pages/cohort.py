@@ -98,16 +98,18 @@ def mapping_form(events: pd.DataFrame, patients: pd.DataFrame):
     return cmap, patients
 
 
-def load_tables(events_df: pd.DataFrame, patients_df: pd.DataFrame, name: str):
+def load_tables(events_df: pd.DataFrame, patients_df: pd.DataFrame, files: tuple[str, str]):
+    """Column mapping, then the cohort from the two tables read earlier; `files` name them in messages."""
     from dice_core.data.io import load_cohort
 
     mapped = mapping_form(events_df, patients_df)
     if mapped is None:
         return
     cmap, patients_df = mapped
+    name = " + ".join(files)
     if st.button("Load this cohort", type="primary", key="load_tables"):
         with st.spinner("Reading and checking the tables…"):
-            cohort = read_or_report(lambda: load_cohort(events_df, patients_df, cmap, strict=False))
+            cohort = read_or_report(lambda: load_cohort(events_df, patients_df, cmap, strict=False, names=files))
         if cohort is not None:
             cohort.source = name
             accept(cohort, name)
@@ -149,7 +151,8 @@ def physionet_source():
     from dice_core.data.physionet import default_physionet_path, load_physionet2012
 
     st.caption("The PhysioNet/Computing in Cardiology Challenge 2012 set A (4,000 ICU stays, in-hospital "
-               "death): upload set-a.tar.gz, or give its path on this server below.")
+               "death): upload set-a.tar.gz, or give its path on this server below. An uploaded archive is "
+               "used when there is one; otherwise the path.")
     upload = st.file_uploader("PhysioNet 2012 archive (set-a.tar.gz)", type=["gz", "tgz", "tar"], key="physionet_upload")
     default = default_physionet_path()
     path = st.text_input("…or its path on this server", value=str(default) if default.exists() else "",
@@ -161,12 +164,16 @@ def physionet_source():
                     archive = Path(tmp) / "set-a.tar.gz"
                     archive.write_bytes(upload.getvalue())
                     cohort = read_or_report(lambda: load_physionet2012(archive))
+                source = f"uploaded file {upload.name}"
             elif path.strip():
-                cohort = read_or_report(lambda: load_physionet2012(Path(path.strip()).expanduser()))
+                where = Path(path.strip()).expanduser()
+                cohort = read_or_report(lambda: load_physionet2012(where))
+                source = f"{where} on this server"
             else:
                 st.error("Upload set-a.tar.gz or type the path of the archive or folder.")
                 return
         if cohort is not None:
+            cohort.source = source
             accept(cohort, "PhysioNet 2012 set A")
 
 
@@ -189,7 +196,7 @@ def upload_source():
         c1, c2 = st.columns(2)
         c1.dataframe(events_df.head(8), hide_index=True, placeholder="")
         c2.dataframe(patients_df.head(8), hide_index=True, placeholder="")
-    load_tables(events_df, patients_df, f"{Path(events_file.name).name} + {Path(patients_file.name).name}")
+    load_tables(events_df, patients_df, (Path(events_file.name).name, Path(patients_file.name).name))
 
 
 def server_source():
@@ -204,7 +211,7 @@ def server_source():
     patients_df = read_preview(Path(patients_path.strip()).expanduser(), "patients table")
     if events_df is None or patients_df is None:
         return
-    load_tables(events_df, patients_df, f"{Path(events_path).name} + {Path(patients_path).name}")
+    load_tables(events_df, patients_df, (Path(events_path.strip()).name, Path(patients_path.strip()).name))
 
 
 def show_report(report):
@@ -213,9 +220,10 @@ def show_report(report):
         st.success("Validation: no problem found.")
         return
     n_err, n_warn = len(report.errors), len(report.warnings)
+    errors = "".join(f"\n- {ui.plain(p.describe())}" for p in report.errors)  # in full: each says the fix
     (st.error if n_err else st.warning)(
-        f"Validation found {n_err} error(s) and {n_warn} warning(s). Errors must be fixed in the files; "
-        "warnings are worth a look (the rows they name were handled as described).")
+        f"Validation found {n_err} error(s) and {n_warn} warning(s). Errors must be fixed in the files or in "
+        f"the choices above; warnings are worth a look (the rows they name were handled as described).{errors}")
     frame = frame.assign(problem=frame["problem"].map(ui.plain)).rename(columns={
         "severity": "Severity", "file": "File", "column": "Column", "problem": "Problem", "count": "Count",
         "examples": "Examples (rows or values)"})
@@ -301,12 +309,9 @@ def main():
         st.divider()
     cohort, name = ui.current_cohort()
     show_summary(cohort, name)
-    left, right = st.columns(2)
-    with left:
-        st.subheader("Validation report")
-        show_report(cohort.report)
-    with right:
-        show_window_report(cohort)
+    st.subheader("Validation report")
+    show_report(cohort.report)
+    show_window_report(cohort)
 
 
 ui.guard(main)

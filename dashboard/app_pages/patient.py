@@ -63,7 +63,7 @@ def covariate_inputs(model, key: str) -> dict:
                                                    placeholder="not known", key=f"{key}-{spec['name']}")
         else:
             hint = f"not known (training mean {spec['mean']:.3g})" if "mean" in spec else "not known"
-            values[spec["name"]] = where.number_input(spec["name"], value=None, placeholder=hint,
+            values[spec["name"]] = where.number_input(spec["name"], value=None, placeholder=hint, format="%g",
                                                       key=f"{key}-{spec['name']}")
     return values
 

@@ -15,6 +15,7 @@ PRESETS = {
                                                     pretrain=1, batch=128),
 }
 POLL_SECONDS = 1.5
+AFTER_SEARCH = {"scoring the patients", "comparing with the baselines", "preparing the maps"}  # worker.py stages
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:
@@ -38,7 +39,7 @@ def settings_form(cohort):
     # one set of widgets per preset: switching presets shows that preset's values (no shared state)
     tag = list(PRESETS).index(preset_name)
     paper = DICEConfig()
-    with st.form("train_settings"):
+    with st.form("train_settings", enter_to_submit=False):  # only the button starts a run
         st.markdown("**Architectures to try** (the search keeps the best on validation patients whose clusters "
                     "all differ significantly in outcome)")
         c1, c2, c3 = st.columns(3)
@@ -133,7 +134,10 @@ def _job_panel(job_id: str, was_active: bool):
     state = status.get("state", "queued")
     fraction = float(status.get("fraction") or 0.0)
     if state in jobs.ACTIVE_STATES:
-        parts = [status.get("stage", "starting"), status.get("architecture"), eta_text(status.get("eta_s"))]
+        stage = status.get("stage", "starting")
+        # after the search no time left is estimated: the caption says how long these steps take
+        eta = None if stage in AFTER_SEARCH and status.get("eta_s") is None else eta_text(status.get("eta_s"))
+        parts = [stage, status.get("architecture"), eta]
         st.progress(min(max(fraction, 0.0), 1.0), text=" · ".join(p for p in parts if p))
         st.caption(status.get("message", ""))
         if (job.search_dir / "selected.json").is_file():
@@ -187,11 +191,16 @@ def main():
              "sequence and groups patients into K risk levels whose outcome rates differ significantly.")
     settings = settings_form(cohort)
     if settings is not None:
-        with st.spinner("Starting the training process…"):
-            job = jobs.create_job(cohort, name, settings)
-            jobs.start(job)
-        ui.follow_job(job)
-        st.toast("Training started. You can change page or close the tab; it keeps running.")
+        running = jobs.running_duplicate(name, cohort.n_patients, settings)
+        if running is not None:
+            ui.follow_job(running)
+            st.info("The same training (this cohort, these settings) is already running; it is shown below.")
+        else:
+            with st.spinner("Starting the training process…"):
+                job = jobs.create_job(cohort, name, settings)
+                jobs.start(job)
+            ui.follow_job(job)
+            st.toast("Training started. You can change page or close the tab; it keeps running.")
 
     st.header("Training runs")
     job = ui.job_picker("Show run", key="train_job")

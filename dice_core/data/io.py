@@ -25,7 +25,7 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: bool = True,
-                require_outcome: bool = True) -> Cohort:
+                require_outcome: bool = True, names: tuple[str, str] | None = None) -> Cohort:
     """Read, validate and convert the two tables into the canonical Cohort.
 
     events, patients: a path (.csv, .csv.gz, .parquet), a DataFrame, or an uploaded file object with
@@ -39,10 +39,12 @@ def load_cohort(events, patients, columns: ColumnMap = ColumnMap(), *, strict: b
     `report` (rows that cannot be used are left out) and raises only when no cohort can be built.
     require_outcome=False reads patients to be scored: the outcome column may be absent (then
     `patients['outcome']` is NaN) or have empty cells; when present it is still checked.
+    names: the file names that messages use for tables given as DataFrames (e.g. an upload read earlier).
     """
     report = ValidationReport()
-    events_raw, events_file = read_table(events, "events table", columns.patient_id, report)
-    patients_raw, patients_file = read_table(patients, "patients table", columns.patient_id, report)
+    events_name, patients_name = names or ("events table", "patients table")
+    events_raw, events_file = read_table(events, events_name, columns.patient_id, report)
+    patients_raw, patients_file = read_table(patients, patients_name, columns.patient_id, report)
     return _build_cohort(events_raw, events_file, patients_raw, patients_file, columns, report,
                          strict=strict, require_outcome=require_outcome)
 
@@ -98,7 +100,7 @@ def _warn_missing_covariates(columns: ColumnMap, values: dict, file: str, report
                    f"{len(missing)} of {len(columns.covariates)} covariates without a value "
                    f"({', '.join(repr(m) for m in missing)}): the model reads a missing number as the training "
                    f"mean and a missing category as the most frequent training category, so these scores do "
-                   f"not use them; give the patients table or fill them in", count=len(missing), examples=missing)
+                   f"not use them; fill them in, or give a patients table that has them", count=len(missing), examples=missing)
 
 
 def _is_blank(value) -> bool:

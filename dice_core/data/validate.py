@@ -100,6 +100,20 @@ def check_columns(df: pd.DataFrame, wanted: dict[str, str], file: str, report: V
     return all_found
 
 
+def check_distinct_columns(wanted: dict[str, str], file: str, report: ValidationReport) -> bool:
+    """Record an error for each column named for two or more roles; True if every role has its own."""
+    roles: dict[str, list[str]] = {}
+    for field, name in wanted.items():
+        roles.setdefault(str(name), []).append(field)
+    for name, fields in roles.items():
+        if len(fields) > 1:
+            listed = " and ".join(COLUMN_ROLES[f] for f in fields)
+            report.add("error", file, name,
+                       f"column '{name}' is named as {listed}; each needs a column of its own: choose the right "
+                       f"column for each ({', '.join(setting(f) for f in fields)})")
+    return all(len(fields) == 1 for fields in roles.values())
+
+
 def check_not_empty(df: pd.DataFrame, file: str, report: ValidationReport) -> bool:
     if len(df) == 0:
         report.add("error", file, None, "the table has a header but no data rows; export the table again "
@@ -417,7 +431,8 @@ def check_events(raw: pd.DataFrame, cmap, file: str, report: ValidationReport, i
     --index-time-col) where there is one, else since the patient's first event (the report says so).
     """
     wanted = {k: getattr(cmap, k) for k in ("patient_id", "time", "variable", "value")}
-    if not check_columns(raw, wanted, file, report) or not check_not_empty(raw, file, report):
+    if not (check_distinct_columns(wanted, file, report) and check_columns(raw, wanted, file, report)
+            and check_not_empty(raw, file, report)):
         return None
     raw = raw.reset_index(drop=True)
     ids = as_text(raw[cmap.patient_id])

@@ -16,6 +16,11 @@ from .network import DICENetwork
 from .trainer import DICETrainer
 
 
+# A model variable that none of the scored patients has: what the model reads instead
+ABSENT = {"numeric": "not measured for these patients: read as the training mean",
+          "coded": "no such event for these patients: counted as none"}
+
+
 def rows_of(data: PreparedData, patient_ids) -> np.ndarray:
     """Positions of `patient_ids` in `data` (every id must be there)."""
     pos = pd.Index(data.patient_ids).get_indexer(pd.Index(patient_ids))
@@ -132,8 +137,8 @@ class DICE:
         present = set(cohort.events["variable"].unique())
         rows = [{"patient_id": "", "variable": v, "value": np.nan, "problem": "variable not seen in training; ignored"}
                 for v in self.preprocessor_.unknown_variables(cohort)]
-        rows += [{"patient_id": "", "variable": v, "value": np.nan,
-                  "problem": "variable of the model absent from every patient: read as the training mean"}
+        kinds = dict(zip(self.preprocessor_.variables_, self.preprocessor_.kinds_))
+        rows += [{"patient_id": "", "variable": v, "value": np.nan, "problem": ABSENT[kinds[v]]}
                  for v in self.preprocessor_.variables_ if v not in present]
         if hasattr(self.preprocessor_, "unseen_levels"):
             for r in self.preprocessor_.unseen_levels(cohort).to_dict("records"):

@@ -66,23 +66,29 @@ def search_figure(records: pd.DataFrame, selected: dict | None = None) -> go.Fig
     records = records.copy()
     if "n_iter" in records:  # successive halving: keep each architecture's longest training
         records = records.sort_values("n_iter").groupby(["K", "d"], as_index=False).last()
+    sizes = np.sort(records["d"].unique())
+    n_k = records["K"].nunique()
+    # each K a little to the side of the tried d, so that equal AUCs at one d do not hide each other
+    dodge = (np.diff(sizes).min() if len(sizes) > 1 else 1.0) * 0.12
+    offset = {k: (i - (n_k - 1) / 2) * dodge for i, k in enumerate(sorted(records["K"].unique()))}
     for i, (k, rows) in enumerate(records.sort_values("d").groupby("K")):
         color = RISK_COLORS[i % len(RISK_COLORS)]
         sig = rows["all_significant"].astype(bool).to_numpy()
         fig.add_trace(go.Scatter(
-            x=rows["d"], y=rows["val_auc"], mode="lines+markers", name=f"K = {k}",
+            x=rows["d"] + offset[k], y=rows["val_auc"], mode="lines+markers", name=f"K = {k}",
             line=dict(color=color), legendgroup=str(k),
             marker=dict(size=11, color=[color if s else "white" for s in sig],
                         symbol=["circle" if s else "x" for s in sig], line=dict(color=color, width=2)),
-            customdata=np.column_stack([np.where(sig, "yes", "no"), rows.get("min_p", np.nan)]),
-            hovertemplate="K=%{fullData.name}<br>d=%{x}<br>validation AUC=%{y:.3f}"
+            customdata=np.column_stack([np.where(sig, "yes", "no"), rows["d"]]),
+            hovertemplate="%{fullData.name}<br>d=%{customdata[1]}<br>validation AUC=%{y:.3f}"
                           "<br>all clusters differ: %{customdata[0]}<extra></extra>"))
     if selected:
-        fig.add_trace(go.Scatter(x=[selected["d"]], y=[selected.get("val_auc")], mode="markers",
+        fig.add_trace(go.Scatter(x=[selected["d"] + offset.get(selected.get("K"), 0.0)],
+                                 y=[selected.get("val_auc")], mode="markers", hoverinfo="skip",
                                  name="selected", marker=dict(size=22, color="rgba(0,0,0,0)",
                                                               line=dict(color="black", width=2))))
     fig.update_layout(template=TEMPLATE, title="Architecture search: validation AUC by size of representation",
-                      xaxis=dict(title="d (size of the representation)", tickvals=sorted(records["d"].unique())),
+                      xaxis=dict(title="d (size of the representation)", tickvals=list(sizes)),
                       yaxis_title="validation AUC", legend_title="clusters (K)", height=440,
                       margin=dict(b=110))
     fig.add_annotation(text="● all clusters differ significantly   ✕ at least one pair does not",
@@ -324,8 +330,11 @@ def trajectory_figure(trajectories: pd.DataFrame, K: int, patient: pd.DataFrame 
                               row=r, col=c)
                 patient_in_legend = True
     fig.update_xaxes(title_text="hours", row=rows)
-    fig.update_layout(template=TEMPLATE, height=260 * rows + 120, title=title, margin=dict(t=110),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.06, x=0))
+    height, top, bottom = 260 * rows + 120, 110, 80
+    # the legend 45 px above the plots: clear of the subplot titles, below the figure's title
+    legend_y = 1 + 45 / (height - top - bottom)
+    fig.update_layout(template=TEMPLATE, height=height, title=title, margin=dict(t=top, b=bottom),
+                      legend=dict(orientation="h", yanchor="bottom", y=legend_y, x=0))
     return fig
 
 
