@@ -256,7 +256,7 @@ def stage_search(params, figs: Figures):
 def project_full_search(records: dict, walls: dict, n_iter: int, figs: Figures):
     """Full-schedule times estimated from a shorter search: each architecture's seconds per iteration
     times the paper's 60, plus the search's fixed costs (preprocessing, pre-training per d, files)."""
-    from dice_core.search.nas import halving_rungs
+    from dice_core.search.nas import halving_iterations, halving_rungs
 
     grid = records["grid"]
     per_iteration = grid["seconds"] / grid["n_iter"]
@@ -264,7 +264,7 @@ def project_full_search(records: dict, walls: dict, n_iter: int, figs: Figures):
     n_full_grid = 28
     mean_cost = per_iteration.mean()
     grid_full = fixed + mean_cost * PAPER_ITERATIONS * n_full_grid
-    halving_iters = sum(it * n for it, n in halving_rungs(PAPER_ITERATIONS, n_full_grid))
+    halving_iters = halving_iterations(halving_rungs(PAPER_ITERATIONS, n_full_grid))
     halving_full = fixed + mean_cost * halving_iters
     figs.add("grid_full_projected_s", "full grid (28 x 60 iterations), projected", grid_full, "s",
              ("<=", 20 * 60, "<= 20 min"), basis="projected")
@@ -274,7 +274,9 @@ def project_full_search(records: dict, walls: dict, n_iter: int, figs: Figures):
               f"from the full search's; the projection = measured mean seconds per iteration per architecture "
               f"({mean_cost:.2f} s) x iterations of the full schedule + the measured fixed costs ({fixed:.0f} s); "
               f"halving at 60 iterations trains {halving_iters} architecture-iterations vs {n_full_grid * 60} "
-              f"for the grid. Measure it: python bench/run.py --only search-full")
+              f"for the grid (survivors continue from the previous rung), and every training also has fixed costs "
+              f"(k-means starts, model files) that this projection leaves out. Measure it: "
+              f"python bench/run.py --only search-full")
 
 
 def stage_scoring(params, figs: Figures):

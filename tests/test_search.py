@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from dice_core.config import DICEConfig, PreprocessConfig, SearchConfig
 from dice_core.data.synthetic import make_synthetic_cohort
@@ -127,3 +128,39 @@ def test_resuming_on_another_cohort_is_refused(search):
     other = make_synthetic_cohort(n_patients=320, n_subgroups=3, n_steps=12, n_variables=5, seed=2)[0]
     with pytest.raises(ConfigError, match="the cohort differs"):
         run_search(other, GRID, BASE, PRE, search.out_dir)
+
+
+def test_halving_continues_survivors_into_the_grids_models(cohort, tmp_path, monkeypatch):
+    """A survivor goes on from its previous rung's model: its final record is the grid's record of the
+    same architecture at the same schedule (same validation AUC, exact test and kept iteration)."""
+    from dice_core.model import DICE
+
+    continued = []
+    original = DICE.continue_training
+    monkeypatch.setattr(DICE, "continue_training",
+                        lambda self, *a, **kw: continued.append(self.config.hidden_size) or original(self, *a, **kw))
+    search = SearchConfig((2, 3), (4, 8, 12), "halving")
+    halving = run_search(cohort, search, BASE.replace(n_iter=3), PRE, tmp_path / "halving")
+    assert len(continued) == 2  # rungs (1 iteration, 6 candidates), (3 iterations, 2): both survivors continued
+    finals = [r for r in read_records(tmp_path / "halving") if r["n_iter"] == 3]
+    for record in finals:
+        grid = run_search(cohort, SearchConfig((record["K"],), (record["d"],)), BASE.replace(n_iter=3), PRE,
+                          tmp_path / f"grid_K{record['K']}_d{record['d']}")
+        straight = grid.records.iloc[0]
+        assert record["val_auc"] == straight["val_auc"]
+        assert record["S"] == straight["S"] and record["best_iteration"] == straight["best_iteration"]
+    assert halving.selected["n_iter"] == 3
+
+
+def test_continue_training_equals_training_longer(cohort):
+    from dice_core.model import DICE
+
+    short = DICE(BASE.replace(n_clusters=2, hidden_size=4, n_iter=1), PRE).fit(cohort)
+    longer = DICE(BASE.replace(n_clusters=2, hidden_size=4, n_iter=3), PRE).fit(cohort)
+    short.continue_training(short.prepare(cohort), 3)
+    assert [h["val_auc"] for h in short.history_] == [h["val_auc"] for h in longer.history_]
+    for name, weights in longer.network_.state_dict().items():
+        assert torch.equal(short.network_.state_dict()[name], weights), name
+    assert np.array_equal(short.centroids_, longer.centroids_) and short.config.n_iter == 3
+    with pytest.raises(ConfigError, match="cannot go back"):
+        short.continue_training(short.prepare(cohort), 2)

@@ -60,6 +60,24 @@ class DICE:
                               f"clusters: use a smaller K or a larger cohort (at least {5 * self.config.n_clusters})")
         trainer = DICETrainer(self.config, progress, should_stop)
         result = trainer.fit(train, val, data.n_inputs, data.n_features, data.V.shape[1], init_autoencoder)
+        return self._set_fitted(result, data, split, preprocessor)
+
+    def continue_training(self, data: PreparedData, n_iter: int, progress=None, should_stop=None) -> "DICE":
+        """Go on training this model (fitted in this process) up to `n_iter` outer iterations in all:
+        the same model as fitting with n_iter from the start, for less. `data`: as given to fit_prepared."""
+        state = getattr(self, "loop_state_", None)
+        if state is None:
+            raise ConfigError("only a model trained in this process can go on training (a loaded model has no "
+                              "optimiser state); fit it again with the larger n_iter")
+        if n_iter < len(state.history):
+            raise ConfigError(f"this model has trained {len(state.history)} iterations already; n_iter={n_iter} "
+                              "cannot go back")
+        self.config = self.config.replace(n_iter=n_iter)
+        train, val = data.subset(rows_of(data, self.split_.train)), data.subset(rows_of(data, self.split_.val))
+        result = DICETrainer(self.config, progress, should_stop).resume(state, train, val, n_iter)
+        return self._set_fitted(result, data, self.split_, self.preprocessor_)
+
+    def _set_fitted(self, result, data: PreparedData, split, preprocessor) -> "DICE":
         self.preprocessor_ = preprocessor
         self.split_ = split
         self.network_ = self._build_network(data.n_inputs, data.n_features, data.V.shape[1])
@@ -73,6 +91,7 @@ class DICE:
         self.best_iteration_ = result.best_iteration
         self.history_ = result.history
         self.train_time_ = result.train_time
+        self.loop_state_ = result.state  # in memory only: lets continue_training go on
         self.version_ = __version__
         return self
 

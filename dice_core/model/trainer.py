@@ -55,6 +55,25 @@ class Tensors:
 
 
 @dataclass
+class LoopState:
+    """Where Algorithm 1 stands after some outer iterations: everything the next iteration needs,
+    so that `DICETrainer.resume` continues a training exactly as if it had never stopped (successive
+    halving continues its survivors instead of training them again). The data are not kept."""
+
+    net: DICENetwork
+    opt: torch.optim.Optimizer
+    generator: torch.Generator  # the mini-batch order
+    z: np.ndarray  # training representations after the last iteration
+    labels: np.ndarray
+    centroids: np.ndarray
+    history: list = field(default_factory=list)
+    best: tuple | None = None  # (val AUC, snapshot) of the best iteration with every pair significant
+    best_any: tuple | None = None  # (val AUC, snapshot) of the best iteration
+    stopped_early: bool = False
+    seconds: float = 0.0  # training time so far
+
+
+@dataclass
 class TrainingResult:
     state_dict: dict
     centroids: np.ndarray  # (K, d), cluster 0 = highest training outcome rate
@@ -66,6 +85,7 @@ class TrainingResult:
     best_iteration: int
     history: list = field(default_factory=list)
     train_time: float = 0.0
+    state: LoopState | None = None  # to continue the training (DICETrainer.resume)
 
 
 def cluster_rates(labels, y, k):
@@ -247,12 +267,15 @@ class DICETrainer:
 
     # -- the whole of Algorithm 1 ----------------------------------------------------------
     def fit(self, train_data, val_data, n_inputs, n_features, n_covariates, init_autoencoder=None) -> TrainingResult:
+        """Pre-training (unless `init_autoencoder` is given), then `config.n_iter` outer iterations."""
+        state = self.start(train_data, n_inputs, n_features, n_covariates, init_autoencoder)
+        return self.resume(state, train_data, val_data, self.config.n_iter)
+
+    def start(self, train_data, n_inputs, n_features, n_covariates, init_autoencoder=None) -> LoopState:
+        """The network from the pre-trained autoencoder and the first k-means pseudo-labels."""
         cfg = self.config
-        start = time.perf_counter()
+        started = time.perf_counter()
         train = Tensors.from_prepared(train_data, self.device)
-        val = Tensors.from_prepared(val_data, self.device)
-        y_train = train_data.y.astype(int)
-        y_val = val_data.y.astype(int)
         if init_autoencoder is None:
             self.progress({"stage": "pre-training autoencoder", "fraction": 0.0})
             init_autoencoder = self.pretrain_autoencoder(train, n_inputs, n_features)
@@ -261,14 +284,26 @@ class DICETrainer:
         net = DICENetwork(n_inputs, n_features, n_covariates, cfg.hidden_size, cfg.n_clusters).to(self.device)
         net.autoencoder.load_state_dict(init_autoencoder)
         opt = self._optimizer(net)
-
         z = self.embed(net, train).cpu().numpy()
         labels, centroids = self.kmeans(z)
-        labels, centroids, order = order_by_rate(labels, centroids, y_train)
+        labels, centroids, order = order_by_rate(labels, centroids, train_data.y.astype(int))
         net.permute_clusters(order)
+        return LoopState(net, opt, self.generator, z, labels, centroids, seconds=time.perf_counter() - started)
+
+    def resume(self, state: LoopState, train_data, val_data, until: int) -> TrainingResult:
+        """Outer iterations from where `state` stands up to iteration `until` (Algorithm 1, step 2),
+        then the kept iteration; `state` is updated in place and returned with the result."""
+        cfg = self.config
+        started = time.perf_counter()
+        self.generator = state.generator
+        train = Tensors.from_prepared(train_data, self.device)
+        val = Tensors.from_prepared(val_data, self.device)
+        y_train = train_data.y.astype(int)
+        y_val = val_data.y.astype(int)
+        net, opt, z, labels, centroids = state.net, state.opt, state.z, state.labels, state.centroids
         covariates = pd.DataFrame(train_data.V, columns=train_data.covariate_names)  # names for the report
-        history, best, best_any = [], None, None
-        for it in range(cfg.n_iter):
+        history, first = state.history, len(state.history)
+        for it in range(first, until if not state.stopped_early else first):
             previous_labels = labels
             t_refit = time.perf_counter()
             self.refit_heads(net, z, labels, train)
@@ -296,29 +331,32 @@ class DICETrainer:
                 "seconds_validation": t4 - t3, "seconds_exact_test": t5 - t4, **losses,
             }
             history.append(record)
+            state.z, state.labels, state.centroids = z, labels, centroids
             snapshot = lambda: (copy.deepcopy(net.state_dict()), centroids.copy(), labels.copy(), sig, it + 1)
-            if best_any is None or val_auc > best_any[0]:
-                best_any = (val_auc, snapshot())
-            if sig.all_significant and (best is None or val_auc > best[0]):
-                best = (val_auc, snapshot())
-            elapsed = time.perf_counter() - start
+            if state.best_any is None or val_auc > state.best_any[0]:
+                state.best_any = (val_auc, snapshot())
+            if sig.all_significant and (state.best is None or val_auc > state.best[0]):
+                state.best = (val_auc, snapshot())
+            elapsed = time.perf_counter() - started
             self.progress({
-                "stage": "training", "fraction": (it + 1) / cfg.n_iter, "iteration": it + 1,
-                "message": f"iteration {it + 1}/{cfg.n_iter}, val AUC {val_auc:.3f}, "
+                "stage": "training", "fraction": (it + 1 - first) / (until - first), "iteration": it + 1,
+                "message": f"iteration {it + 1}/{until}, val AUC {val_auc:.3f}, "
                            f"{'all pairs significant' if sig.all_significant else 'NOT all significant'}",
-                "eta_s": elapsed / (it + 1) * (cfg.n_iter - it - 1),
+                "eta_s": elapsed / (it + 1 - first) * (until - it - 1),
             })
-            if cfg.early_stopping and best is not None and settled(history, cfg):
+            if cfg.early_stopping and state.best is not None and settled(history, cfg):
+                state.stopped_early = True
                 self.progress({"stage": "training", "fraction": 1.0, "iteration": it + 1,
                                "message": f"stopped early at iteration {it + 1}: AUC and memberships settled"})
                 break
-        chosen = best if best is not None else best_any
-        val_auc, (state, centroids, labels, sig, best_it) = chosen
+        state.seconds += time.perf_counter() - started
+        chosen = state.best if state.best is not None else state.best_any
+        val_auc, (state_dict, kept_centroids, kept_labels, sig, best_it) = chosen
         return TrainingResult(
-            state_dict=state, centroids=centroids, train_labels=labels,
-            cluster_rates=cluster_rates(labels, y_train, cfg.n_clusters), significance=sig,
-            val_auc=float(val_auc), significant=best is not None, best_iteration=best_it,
-            history=history, train_time=time.perf_counter() - start,
+            state_dict=state_dict, centroids=kept_centroids, train_labels=kept_labels,
+            cluster_rates=cluster_rates(kept_labels, y_train, cfg.n_clusters), significance=sig,
+            val_auc=float(val_auc), significant=state.best is not None, best_iteration=best_it,
+            history=list(history), train_time=state.seconds, state=state,
         )
 
     def joint_epochs(self, net, train, labels, centroids, opt):

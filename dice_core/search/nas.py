@@ -8,8 +8,11 @@ AUC among those whose exact test finds every pair of clusters significant (if no
 overall, flagged "not significant"); it is copied to `model/`.
 
 Strategy "halving" (successive halving): every architecture is first trained with n_iter/9
-iterations; the best third (significant ones first, then validation AUC) is retrained with n_iter/3,
-and the best third of those with the full schedule (`halving_rungs`).
+iterations; the best third (significant ones first, then validation AUC) goes on to n_iter/3, and
+the best third of those to the full schedule (`halving_rungs`). A survivor continues from its
+previous rung's model (`DICE.continue_training`), which gives exactly the model that training it
+from the start would; after a resume, when that model is no longer in memory, it is trained from
+the start instead.
 """
 from __future__ import annotations
 
@@ -128,6 +131,13 @@ def halving_rungs(n_iter: int, n_candidates: int, eta: int = 3, max_halvings: in
             for r in range(n_halvings, -1, -1)]
 
 
+def halving_iterations(rungs: list[tuple[int, int]]) -> int:
+    """Architecture-iterations that successive halving trains: each rung's survivors go on from the
+    previous rung, so a rung costs only its new iterations (28 x 6 + 9 x 14 + 3 x 40 = 414 for the
+    paper's grid and schedule, against the grid's 28 x 60 = 1,680)."""
+    return sum((it - (rungs[r - 1][0] if r else 0)) * n for r, (it, n) in enumerate(rungs))
+
+
 class _Search:
     def __init__(self, cohort, search, base, preprocess, out_dir, progress, should_stop):
         self.search, self.base, self.preprocess_cfg = search, base, preprocess
@@ -142,6 +152,7 @@ class _Search:
         self.data = self.preprocessor.transform(cohort)
         self.train = self.data.subset(rows_of(self.data, self.split.train))
         self.pretrained: dict[int, dict] = {}
+        self.live: dict[tuple[int, int], DICE] = {}  # halving: models that the next rung continues
         self.done_units, self.total_units, self.started = 0.0, 1.0, time.perf_counter()
 
     def autoencoder_for(self, d: int, config: DICEConfig):
@@ -158,20 +169,30 @@ class _Search:
         self.progress({**event, "fraction": fraction,
                        "eta_s": elapsed / fraction * (1 - fraction) if fraction > 0.01 else None})
 
-    def train_one(self, k: int, d: int, n_iter: int, records: dict, label: str) -> dict:
+    def train_one(self, k: int, d: int, n_iter: int, records: dict, label: str, done_before: int = 0,
+                  keep_live: bool = False) -> dict:
+        """Train N(K, d) for n_iter iterations, write its model and record. Halving: `done_before`
+        iterations were counted at the previous rung; the model trained there (if this process has it)
+        is continued, which gives the same model as training from the start; `keep_live` keeps this one."""
         key = (k, d, n_iter)
         if key in records:
-            self.done_units += n_iter
+            self.done_units += n_iter - done_before
             return records[key]
         config = self.base.replace(n_clusters=k, hidden_size=d, n_iter=n_iter)
-        units = n_iter
+        previous = self.live.pop((k, d), None)
+        units = n_iter - done_before
         self.report({"stage": "training", "architecture": f"K={k}, d={d}", "fraction": 0.0,
                      "message": f"{label}: K={k}, d={d}"}, units)
-        init = self.autoencoder_for(d, config)
         forward = lambda e: self.report({**e, "architecture": f"K={k}, d={d}",
                                          "message": f"{label}: K={k}, d={d} — {e.get('message', e['stage'])}"}, units)
-        model = DICE(config, self.preprocess_cfg).fit_prepared(
-            self.data, self.split, self.preprocessor, forward, self.should_stop, init_autoencoder=init)
+        if previous is not None:
+            model = previous.continue_training(self.data, n_iter, forward, self.should_stop)
+        else:  # after a resume the previous rung's model is not in memory: the same result, from the start
+            init = self.autoencoder_for(d, config)
+            model = DICE(config, self.preprocess_cfg).fit_prepared(
+                self.data, self.split, self.preprocessor, forward, self.should_stop, init_autoencoder=init)
+        if keep_live:
+            self.live[(k, d)] = model
         save_model(model, architecture_dir(self.out_dir, k, d, n_iter), name=f"K{k}_d{d}")
         record = make_record(model, n_iter)
         _append_record(self.out_dir, record)
@@ -208,15 +229,20 @@ def run_search(cohort, search: SearchConfig = SearchConfig(), base: DICEConfig =
         finals = [run.train_one(k, d, base.n_iter, records, f"{i + 1}/{len(grid)}") for i, (k, d) in enumerate(grid)]
     else:
         rungs = halving_rungs(base.n_iter, len(grid))
-        run.total_units = sum(it * n for it, n in rungs)
-        candidates = grid
+        run.total_units = halving_iterations(rungs)
+        candidates, done_before = grid, 0
         for r, (n_iter, _) in enumerate(rungs):
-            results = [run.train_one(k, d, n_iter, records, f"rung {r + 1}/{len(rungs)}, {i + 1}/{len(candidates)}")
+            last = r + 1 == len(rungs)
+            results = [run.train_one(k, d, n_iter, records, f"rung {r + 1}/{len(rungs)}, {i + 1}/{len(candidates)}",
+                                     done_before, keep_live=not last)
                        for i, (k, d) in enumerate(candidates)]
-            if r + 1 < len(rungs):
+            if not last:
                 keep = rungs[r + 1][1]
                 ranked = sorted(results, key=selection_key, reverse=True)[:keep]
                 candidates = [(x["K"], x["d"]) for x in ranked]
+                survivors = set(candidates)
+                run.live = {key: m for key, m in run.live.items() if key in survivors}  # free the others
+            done_before = n_iter
         finals = results
 
     best = max(finals, key=selection_key)
