@@ -205,10 +205,10 @@ def current_cohort():
 
 
 def default_window(cohort) -> float:
-    """Hours of data per patient: the whole hours that hold the data's span (99th percentile of the
-    times), at most 48 (the PhysioNet 2012 window); 24 for the demo cohort. The window is [0, W), so
-    a span ending at 47.0 h needs W = 48."""
-    last = float(cohort.events["time"].quantile(0.99)) if len(cohort.events) else 48.0
+    """Hours of data per patient: the whole hours that hold every event time, at most 48 (the
+    PhysioNet 2012 window: its times run to 48:00); 24 for the demo cohort. The window is [0, W),
+    so data ending at 47.0 h need W = 48."""
+    last = float(cohort.events["time"].max()) if len(cohort.events) else 48.0
     return float(min(48, max(1, math.floor(last) + 1)))
 
 

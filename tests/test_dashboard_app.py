@@ -147,6 +147,30 @@ def test_a_bad_upload_shows_what_to_fix_and_keeps_the_previous_cohort(studio):
     assert {m.label: m.value for m in at.metric}["Patients"] == "600"  # still the demo cohort
 
 
+def test_a_refused_load_beside_a_cohort_with_warnings_shows_both_reports(studio):
+    """The cohort in use has warnings (a patient without events) and the next load is refused: both
+    report tables are drawn, each with its own download."""
+    events = pd.DataFrame({"patient_id": ["a", "a", "b"], "time": [0, 1, 0], "variable": "HR", "value": [80, 82, 90]})
+    patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "outcome": [1, 0, 0]})
+    at = open_page()
+    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
+    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.button(key="load_tables").click().run()
+    assert {m.label: m.value for m in at.metric}["Patients"] == "3"
+    bad = events.assign(time=["soon", 1, 0])
+    at.file_uploader(key="events_upload").upload("bad.csv", bad.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    at.button(key="load_tables").click().run()
+    assert not at.exception
+    reports = [d.value for d in at.dataframe if "Problem" in d.value.columns]
+    refused = reports[0]
+    assert len(reports) == 2 and set(refused.loc[refused["Severity"] == "error", "File"]) == {"bad.csv"}
+    assert reports[1]["Severity"].eq("warning").all()
+    assert {m.label: m.value for m in at.metric}["Patients"] == "3"  # the cohort in use is kept
+
+
 def test_one_column_chosen_for_two_roles_is_an_error(studio):
     events = pd.DataFrame({"foo": ["a", "b", "c"], "bar": [0, 1, 2]})
     patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "outcome": [1, 0, 0]})

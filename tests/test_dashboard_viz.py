@@ -212,3 +212,23 @@ def test_core_messages_name_the_pages_choices_not_the_cli_flags():
     assert ui.plain("give the admission time with --index-time-col (ColumnMap.index_time) to count") == (
         "give the admission time with the 'Admission time' choice to count")
     assert ui.plain("nothing to translate") == "nothing to translate"
+
+
+def test_default_window_holds_every_event_time_up_to_48_hours():
+    from types import SimpleNamespace
+
+    def window(times):
+        return ui.default_window(SimpleNamespace(events=pd.DataFrame({"time": times})))
+
+    physionet_like = np.r_[np.linspace(0, 46.5, 990), np.linspace(46.6, 48.0, 10)]  # 99th percentile < 47
+    assert window(physionet_like) == 48.0
+    assert window([0.0, 5.0, 23.72]) == 24.0 and window([0.0, 47.0]) == 48.0  # the window is [0, W)
+    assert window([0.0, 10.0, 1000.0]) == 48.0 and window([0.0, 0.2]) == 1.0
+
+
+def test_trajectory_legend_sits_under_the_plots():
+    trajectories = pd.DataFrame({"variable": ["HR"] * 4, "cluster": [0, 0, 1, 1], "time": [0, 1, 0, 1],
+                                 "mean": [80.0, 82, 70, 71], "sem": [1.0, 1, 1, 1]})
+    fig = F.trajectory_figure(trajectories, 2, title="t")
+    assert fig.layout.legend.yanchor == "top" and fig.layout.legend.y < 0
+    assert [t.name for t in fig.data if t.showlegend] == ["Risk level 1 (highest)", "Risk level 2 (lowest)"]

@@ -214,7 +214,7 @@ def server_source():
     load_tables(events_df, patients_df, (Path(events_path.strip()).name, Path(patients_path.strip()).name))
 
 
-def show_report(report):
+def show_report(report, key: str = "csv-validation"):
     frame = report.to_frame()
     if frame.empty:
         st.success("Validation: no problem found.")
@@ -227,7 +227,7 @@ def show_report(report):
     frame = frame.assign(problem=frame["problem"].map(ui.plain)).rename(columns={
         "severity": "Severity", "file": "File", "column": "Column", "problem": "Problem", "count": "Count",
         "examples": "Examples (rows or values)"})
-    ui.show_table(frame, "validation-report", key="csv-validation", column_config=PROBLEM_COLUMN)
+    ui.show_table(frame, "validation-report", key=key, column_config=PROBLEM_COLUMN)
 
 
 def show_window_report(cohort):
@@ -305,7 +305,7 @@ def main():
         server_source()
     if "last_report" in st.session_state:
         st.subheader("Validation report of the files you tried to load")
-        show_report(st.session_state["last_report"])
+        show_report(st.session_state["last_report"], key="csv-validation-refused")  # beside the cohort's own
         st.divider()
     cohort, name = ui.current_cohort()
     show_summary(cohort, name)

@@ -330,11 +330,12 @@ def trajectory_figure(trajectories: pd.DataFrame, K: int, patient: pd.DataFrame 
                               row=r, col=c)
                 patient_in_legend = True
     fig.update_xaxes(title_text="hours", row=rows)
-    height, top, bottom = 260 * rows + 120, 110, 80
-    # the legend 45 px above the plots: clear of the subplot titles, below the figure's title
-    legend_y = 1 + 45 / (height - top - bottom)
+    height, top, bottom = 260 * rows + 160, 70, 130
+    # the legend under the plots, 60 px below their bottom (under the 'hours' titles): it may take
+    # two lines with every risk level shown, and above the plots it would meet the titles
+    legend_y = -60 / (height - top - bottom)
     fig.update_layout(template=TEMPLATE, height=height, title=title, margin=dict(t=top, b=bottom),
-                      legend=dict(orientation="h", yanchor="bottom", y=legend_y, x=0))
+                      legend=dict(orientation="h", yanchor="top", y=legend_y, x=0))
     return fig
 
 
