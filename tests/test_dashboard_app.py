@@ -44,6 +44,16 @@ def open_page(page: str | None = None) -> AppTest:
     return at
 
 
+def upload_tables(events: pd.DataFrame, patients: pd.DataFrame, names=("ev.csv", "pa.csv")) -> AppTest:
+    """The Cohort page with both tables uploaded as CSV files called `names` (not loaded yet)."""
+    at = open_page()
+    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
+    at.file_uploader(key="events_upload").upload(names[0], events.to_csv(index=False).encode(), "text/csv")
+    at.file_uploader(key="patients_upload").upload(names[1], patients.to_csv(index=False).encode(), "text/csv")
+    at.run()
+    return at
+
+
 def problems(at: AppTest) -> list:
     """Tracebacks and error boxes on the page (a page that works shows neither)."""
     return [e.value for e in at.exception] + [e.value for e in at.error]
@@ -106,11 +116,7 @@ def test_uploaded_tables_are_mapped_from_their_column_names(studio):
         columns={"patient_id": "subject_id", "time": "hours", "variable": "item", "value": "result"})
     patients = pd.read_csv(DEMO / "patients.csv").rename(columns={"patient_id": "subject_id", "outcome": "died"})
     patients["died"] = patients["died"].map({1: "yes", 0: "no"})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("events.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("patients.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients, ("events.csv", "patients.csv"))
     assert at.selectbox(key="map_e_time").value == "hours"
     assert at.selectbox(key="map_e_var").value == "item"
     assert at.selectbox(key="map_outcome").value == "died"
@@ -128,11 +134,7 @@ def test_a_bad_upload_shows_what_to_fix_and_keeps_the_previous_cohort(studio):
     events = pd.DataFrame({"patient_id": ["a", "a", "b"], "time": [0, "soon", 1], "variable": ["HR"] * 3,
                            "value": [80, 90, 85]})
     patients = pd.DataFrame({"patient_id": ["a", "b"], "outcome": [0, 0]})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients)
     at.button(key="load_tables").click().run()
     assert not at.exception
     assert any("cannot be used yet" in e.value for e in at.error)
@@ -152,11 +154,7 @@ def test_a_refused_load_beside_a_cohort_with_warnings_shows_both_reports(studio)
     report tables are drawn, each with its own download."""
     events = pd.DataFrame({"patient_id": ["a", "a", "b"], "time": [0, 1, 0], "variable": "HR", "value": [80, 82, 90]})
     patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "outcome": [1, 0, 0]})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients)
     at.button(key="load_tables").click().run()
     assert {m.label: m.value for m in at.metric}["Patients"] == "3"
     bad = events.assign(time=["soon", 1, 0])
@@ -174,11 +172,7 @@ def test_a_refused_load_beside_a_cohort_with_warnings_shows_both_reports(studio)
 def test_one_column_chosen_for_two_roles_is_an_error(studio):
     events = pd.DataFrame({"foo": ["a", "b", "c"], "bar": [0, 1, 2]})
     patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "outcome": [1, 0, 0]})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("bad2.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients, ("bad2.csv", "pa.csv"))
     at.selectbox(key="map_e_id").set_value("foo")
     at.selectbox(key="map_e_var").set_value("foo")
     at.selectbox(key="map_e_time").set_value("bar")
@@ -197,11 +191,7 @@ def test_a_loaded_cohort_is_found_again_after_a_browser_refresh(studio):
     events = pd.DataFrame({"patient_id": list("aabbcd"), "time": [0, 1, 0, 2, 1, 3], "variable": "HR",
                            "value": [80, 82, 90, 95, 70, 75]})
     patients = pd.DataFrame({"patient_id": list("abcd"), "outcome": [1, 0, 0, 1]})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("ev4.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("pa4.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients, ("ev4.csv", "pa4.csv"))
     at.button(key="load_tables").click().run()
     assert {m.label: m.value for m in at.metric}["Patients"] == "4"
     saved_id = at.query_params["cohort"]
@@ -222,11 +212,7 @@ def test_events_after_the_training_window_are_reported_on_the_cohort_page(studio
     events = pd.DataFrame([{"patient_id": p, "time": t, "variable": "HR", "value": 80 + t}
                            for p, ts in times.items() for t in ts])
     patients = pd.DataFrame({"patient_id": list(times), "outcome": [1, 0, 0, 1]})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients)
     at.button(key="load_tables").click().run()
     assert not problems(at)
     assert any(h.value == "Time window: first 48 h" for h in at.subheader)
@@ -241,11 +227,7 @@ def test_an_outcome_that_cannot_be_read_is_reported_in_the_pages_words(studio):
     own choice names, and the page goes on showing the previous cohort."""
     events = pd.DataFrame({"patient_id": ["a", "b", "c"], "time": [0, 1, 2], "variable": "HR", "value": 80})
     patients = pd.DataFrame({"patient_id": ["a", "b", "c"], "died": ["yes", "maybe", "no"]})
-    at = open_page()
-    at.radio(key="cohort_source").set_value("Upload my tables (CSV or Parquet)").run()
-    at.file_uploader(key="events_upload").upload("ev.csv", events.to_csv(index=False).encode(), "text/csv")
-    at.file_uploader(key="patients_upload").upload("pa.csv", patients.to_csv(index=False).encode(), "text/csv")
-    at.run()
+    at = upload_tables(events, patients)
     at.button(key="load_tables").click().run()
     assert not at.exception
     assert any("previous cohort is still selected" in e.value for e in at.error)
