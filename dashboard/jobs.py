@@ -219,8 +219,13 @@ def list_jobs() -> list[Job]:
     return [Job(p) for p in sorted(folders, key=lambda p: p.name, reverse=True)]
 
 
+def is_folder_name(name: str | None) -> bool:
+    """A plain folder name from a URL (?job=, ?cohort=), never a path that leaves the runs folder."""
+    return bool(name) and "/" not in name and "\\" not in name and not name.startswith(".")
+
+
 def find_job(job_id: str | None) -> Job | None:
-    if not job_id or "/" in job_id or job_id.startswith("."):
+    if not is_folder_name(job_id):
         return None
     folder = runs_dir() / job_id
     return Job(folder) if (folder / "job.json").is_file() else None

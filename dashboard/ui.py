@@ -195,8 +195,7 @@ def current_cohort():
     """(cohort, name): this tab's cohort; after a refresh the one the URL names; else the demo."""
     if "cohort" not in st.session_state:
         saved_id = st.query_params.get("cohort")
-        folder = saved_cohorts_dir() / saved_id if saved_id and "/" not in saved_id else None
-        if folder is not None and not saved_id.startswith(".") and (folder / "cohort.json").is_file():
+        if jobs.is_folder_name(saved_id) and (saved_cohorts_dir() / saved_id / "cohort.json").is_file():
             cohort, name = _saved_cohort(saved_id)
             set_cohort(cohort, name, saved_id)
         else:

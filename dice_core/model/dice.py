@@ -9,16 +9,15 @@ from .. import __version__
 from ..config import DICEConfig, PreprocessConfig
 from ..data.validate import check_split_feasible
 from ..errors import CohortError, ConfigError
-from ..preprocess.preprocessor import Preprocessor
+from ..preprocess.preprocessor import CODED, NUMERIC, PreparedData, Preprocessor
 from ..preprocess.split import stratified_split
-from ..preprocess.preprocessor import PreparedData
 from .network import DICENetwork
 from .trainer import DICETrainer
 
 
 # A model variable that none of the scored patients has: what the model reads instead
-ABSENT = {"numeric": "not measured for these patients: read as the training mean",
-          "coded": "no such event for these patients: counted as none"}
+ABSENT = {NUMERIC: "not measured for these patients: read as the training mean",
+          CODED: "no such event for these patients: counted as none"}
 
 
 def rows_of(data: PreparedData, patient_ids) -> np.ndarray:
