@@ -161,9 +161,10 @@ def demo_cohort():
                        ColumnMap(covariates=("age", "sex"), group="race"))
 
 
-def set_cohort(cohort, name: str, saved_id: str | None = None):
+def set_cohort(cohort, name: str, saved_id: str | None = None, choice: str | None = None):
     """Make `cohort` this tab's cohort. A cohort other than the demo is kept on disk (runs folder,
-    `_cohorts/`) and named in the URL (?cohort=), so a browser refresh finds it again."""
+    `_cohorts/`) with `choice` (where the Cohort page found it) and named in the URL (?cohort=), so a
+    browser refresh finds it again."""
     st.session_state["cohort"] = cohort
     st.session_state["cohort_name"] = name
     st.session_state.pop("window_hours", None)  # the next cohort gets its own default window
@@ -175,7 +176,7 @@ def set_cohort(cohort, name: str, saved_id: str | None = None):
 
         saved_id = jobs.new_job_id(name)
         save_cohort(cohort, saved_cohorts_dir() / saved_id)
-        jobs.write_json(saved_cohorts_dir() / saved_id / "name.json", {"name": name})
+        jobs.write_json(saved_cohorts_dir() / saved_id / "name.json", {"name": name, "choice": choice})
     st.query_params["cohort"] = saved_id
 
 
@@ -188,7 +189,7 @@ def _saved_cohort(saved_id: str):
     from dashboard.store import read_cohort
 
     folder = saved_cohorts_dir() / saved_id
-    return read_cohort(folder), jobs.read_json(folder / "name.json", {}).get("name", saved_id)
+    return read_cohort(folder), jobs.read_json(folder / "name.json", {})
 
 
 def current_cohort():
@@ -196,8 +197,10 @@ def current_cohort():
     if "cohort" not in st.session_state:
         saved_id = st.query_params.get("cohort")
         if jobs.is_folder_name(saved_id) and (saved_cohorts_dir() / saved_id / "cohort.json").is_file():
-            cohort, name = _saved_cohort(saved_id)
-            set_cohort(cohort, name, saved_id)
+            cohort, meta = _saved_cohort(saved_id)
+            set_cohort(cohort, meta.get("name", saved_id), saved_id)
+            if meta.get("choice"):  # the Cohort page opens on where the cohort came from
+                st.session_state.setdefault("cohort_source", meta["choice"])
         else:
             set_cohort(demo_cohort(), DEMO_NAME)
     return st.session_state["cohort"], st.session_state["cohort_name"]

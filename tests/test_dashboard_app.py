@@ -202,6 +202,7 @@ def test_a_loaded_cohort_is_found_again_after_a_browser_refresh(studio):
     assert not problems(refreshed)
     assert {m.label: m.value for m in refreshed.metric}["Patients"] == "4"
     assert "ev4.csv + pa4.csv" in refreshed.sidebar.markdown[0].value
+    assert refreshed.radio(key="cohort_source").value == "Upload my tables (CSV or Parquet)"  # where it came from
     fresh = open_page()  # without it: the demo
     assert {m.label: m.value for m in fresh.metric}["Patients"] == "600"
 

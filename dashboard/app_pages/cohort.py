@@ -141,7 +141,7 @@ def accept(cohort, name: str):
         refuse(cohort.report)
         return
     st.session_state.pop("last_report", None)
-    ui.set_cohort(cohort, name)
+    ui.set_cohort(cohort, name, choice=st.session_state.get("cohort_source"))
     st.session_state["cohort_flash"] = (f"Loaded {name}: {cohort.n_patients:,} patients. Go on to **Train** when "
                                         "the summary looks right.")
     st.rerun()  # redraw everything (the sidebar too) with the new cohort
@@ -288,6 +288,7 @@ def main():
     st.title("Cohort")
     st.write("Choose the patients to study. DICE Studio starts on a small **synthetic** demo cohort, so you can "
              "try everything at once; your own data never leaves this computer.")
+    ui.current_cohort()  # after a refresh: restores the cohort and where it came from (the radio below)
     source = st.radio("Where is the cohort?", SOURCES, horizontal=True, key="cohort_source")
     if "cohort_flash" in st.session_state:
         st.success(st.session_state.pop("cohort_flash"))
