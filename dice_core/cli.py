@@ -116,6 +116,11 @@ def add_training_options(p: argparse.ArgumentParser, search=False):
                         "use fewer: threads that wait for a busy core slow each step down several times")
     g.add_argument("--window-hours", type=float, default=pp.window_hours, help=f"window (default: {pp.window_hours:g} h)")
     g.add_argument("--bin-hours", type=float, default=pp.bin_hours, help=f"bin width (default: {pp.bin_hours:g} h)")
+    g.add_argument("--log-skewed", action=argparse.BooleanOptionalAction, default=pp.log_skewed,
+                   help="take log(1 + x) of non-negative variables with training skewness above 2 "
+                        f"(default: {'on' if pp.log_skewed else 'off'})")
+    g.add_argument("--clip-sd", type=_clip_value, default=pp.clip_sd, metavar="SD",
+                   help=f"clip standardised values to +-SD, or 'none' (default: {pp.clip_sd})")
 
 
 def configs_from_args(args, k=None, d=None):
@@ -128,7 +133,17 @@ def configs_from_args(args, k=None, d=None):
         n_pretrain_epochs=args.pretrain_epochs, n_iter=args.n_iter, n_epoch=args.n_epoch,
         batch_size=args.batch_size, learning_rate=args.lr, masked_reconstruction=args.masked_reconstruction,
         seed=args.seed, device=args.device, early_stopping=args.early_stopping, patience=args.patience)
-    return config, PreprocessConfig(window_hours=args.window_hours, bin_hours=args.bin_hours)
+    return config, PreprocessConfig(window_hours=args.window_hours, bin_hours=args.bin_hours,
+                                    log_skewed=args.log_skewed, clip_sd=args.clip_sd)
+
+
+def _clip_value(text: str) -> float | None:
+    if text.strip().lower() in ("none", "off"):
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--clip-sd {text!r}: give a number of standard deviations, or none")
 
 
 # -- progress ---------------------------------------------------------------------------------

@@ -42,12 +42,19 @@ class PreprocessConfig:
     bin_hours: float = 1.0
     mask_as_input: bool = True  # append the missingness mask to the encoder's input
     split_ratios: tuple[float, float, float] = (4.0, 1.0, 1.0)
+    # Heavy tails (urine output, liver enzymes) make a few entries dominate the squared-error loss:
+    # log_skewed takes log(1 + x) of a non-negative numeric variable whose training values have a
+    # skewness above 2; clip_sd clips standardised values to +-clip_sd (None: no clipping).
+    log_skewed: bool = False
+    clip_sd: float | None = None
 
     def __post_init__(self):
         if not self.window_hours > 0 or not self.bin_hours > 0:
             raise ConfigError(f"window_hours={self.window_hours} and bin_hours={self.bin_hours} must be > 0")
         if self.bin_hours > self.window_hours:
             raise ConfigError(f"bin_hours={self.bin_hours} is larger than window_hours={self.window_hours}")
+        if self.clip_sd is not None and not self.clip_sd > 0:
+            raise ConfigError(f"clip_sd={self.clip_sd} must be > 0 (or None for no clipping)")
         if len(self.split_ratios) != 3 or min(self.split_ratios) <= 0:
             raise ConfigError(f"split_ratios={self.split_ratios} must be three positive numbers (train, val, test)")
 

@@ -178,6 +178,47 @@ def test_unknown_variables_and_out_of_range(fitted):
                                        "training_min": 60.0, "training_max": 100.0}]
 
 
+def skewed_cohort():
+    """40 training patients, one hourly value each of a heavy-tailed (Urine) and a symmetric (HR) variable."""
+    rng = np.random.default_rng(0)
+    ids = [f"p{i}" for i in range(40)]
+    urine = np.r_[rng.exponential(50.0, 38), 2000.0, 3000.0]  # skewness far above 2
+    hr = rng.normal(80.0, 10.0, 40)
+    events = pd.DataFrame({"patient_id": ids * 2, "time": 0.5, "variable": ["Urine"] * 40 + ["HR"] * 40,
+                           "value": np.r_[urine, hr]})
+    patients = pd.DataFrame({"outcome": np.arange(40) % 2}, index=pd.Index(ids, name="patient_id"))
+    return Cohort(events, patients, covariates=[]), urine, hr
+
+
+def test_log_skewed_logs_only_non_negative_heavy_tailed_variables():
+    cohort, urine, hr = skewed_cohort()
+    config = PreprocessConfig(window_hours=1, log_skewed=True)
+    fitted = Preprocessor(config).fit(cohort, cohort.patients.index)
+    assert fitted.logged_ == ["Urine"]
+    data = fitted.transform(cohort)
+    u = data.feature_names.index("Urine")
+    expected = (np.log1p(urine) - np.log1p(urine).mean()) / np.log1p(urine).std()
+    np.testing.assert_allclose(data.X[:, 0, u], expected, rtol=1e-4, atol=1e-5)
+    assert fitted.ranges_["Urine"][3] == 3000.0  # ranges (out-of-range warnings) stay in the raw unit
+    restored = Preprocessor.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    np.testing.assert_array_equal(restored.transform(cohort).X, data.X)
+    plain = Preprocessor(PreprocessConfig(window_hours=1)).fit(cohort, cohort.patients.index)
+    assert plain.logged_ == []
+    assert plain.transform(cohort).X[:, 0, u].max() > 5  # the two large values sit far out
+
+
+def test_clip_sd_bounds_standardised_values():
+    cohort, urine, _ = skewed_cohort()
+    clipped = Preprocessor(PreprocessConfig(window_hours=1, clip_sd=3.0)).fit_transform(cohort, cohort.patients.index)
+    plain = Preprocessor(PreprocessConfig(window_hours=1)).fit_transform(cohort, cohort.patients.index)
+    values = clipped.X[..., :clipped.n_features]
+    assert values.max() == pytest.approx(3.0) and values.min() >= -3.0
+    inside = np.abs(plain.X) <= 3.0
+    np.testing.assert_array_equal(clipped.X[inside], plain.X[inside])
+    with pytest.raises(ConfigError, match="clip_sd=0 must be > 0"):
+        PreprocessConfig(clip_sd=0)
+
+
 def test_json_round_trip_transforms_identically(fitted):
     restored = Preprocessor.from_dict(json.loads(json.dumps(fitted.to_dict())))
     a, b = fitted.transform(tiny_cohort()), restored.transform(tiny_cohort())

@@ -35,6 +35,7 @@ MISSING_ONLY = "missing indicator"  # a numeric covariate with a single training
 CELLS_PER_CHUNK = 1 << 22  # patients x steps x features handled at once (bounds temporary memory)
 FAR_OUTSIDE = 0.5  # out_of_range: beyond min/max by more than this share of the 1st-99th percentile span
 FORMAT = "dice-preprocessor"
+SKEWED = 2.0  # log_skewed: the skewness above which a non-negative variable is log-transformed
 
 
 @dataclass
@@ -117,11 +118,21 @@ class Preprocessor:
         self.variables_ = sorted(numeric)
         self.kinds_ = [NUMERIC if numeric[v] else CODED for v in self.variables_]
         cells = self._cells(events, train_ids, rows)
+        self.logged_ = self._skewed_variables(cells) if self.config.log_skewed else []
         self.means_, self.stds_ = self._feature_statistics(cells, len(train_ids))
         self.ranges_ = self._value_ranges(cells)
         self.covariates_ = _fit_covariates(cohort.patients.loc[train_ids], cohort.covariates)
         self.group_ = cohort.group
         return self
+
+    def _skewed_variables(self, cells) -> list[str]:
+        """Numeric variables whose raw training values are all >= 0 with a skewness above SKEWED."""
+        _, _, features, values = cells
+        measured = ~np.isnan(values)
+        by_feature = pd.Series(values[measured]).groupby(features[measured])
+        stats = pd.DataFrame({"min": by_feature.min(), "skew": by_feature.skew()})
+        chosen = stats.index[(stats["min"] >= 0) & (stats["skew"] > SKEWED)]
+        return [self.variables_[f] for f in chosen if self.kinds_[f] == NUMERIC]
 
     def _feature_statistics(self, cells, n_patients: int):
         """Per feature: numeric -> mean/std of observed step means; coded -> of counts over all steps."""
@@ -168,6 +179,8 @@ class Preprocessor:
             x -= self.means_
             x /= self.stds_
             x[np.isnan(x)] = 0.0  # before the first value: the training mean
+            if self.config.clip_sd is not None:
+                np.clip(x, -self.config.clip_sd, self.config.clip_sd, out=x)
             X[p0:p1, :, :F] = x
             mask[p0:p1] = observed
             if self.config.mask_as_input:
@@ -189,6 +202,7 @@ class Preprocessor:
         rows, steps, features, values = cells
         T, F = self.config.n_steps, len(self.variables_)
         coded = np.array([k == CODED for k in self.kinds_], dtype=bool)
+        logged = np.isin(self.variables_, self.logged_)
         chunk = max(1, CELLS_PER_CHUNK // (T * F))
         order = None if np.all(rows[1:] >= rows[:-1]) else np.argsort(rows, kind="stable")
         starts = np.arange(0, n_patients, chunk)
@@ -197,6 +211,8 @@ class Preprocessor:
             p1 = min(p0 + chunk, n_patients)
             take = slice(bounds[i], bounds[i + 1]) if order is None else order[bounds[i]:bounds[i + 1]]
             r, f, v = rows[take] - p0, features[take], values[take]
+            if logged.any():
+                v = np.where(logged[f], np.log1p(np.maximum(v, 0.0)), v)  # >= 0 in training; a new negative: 0
             cell = (r.astype(np.int64) * T + steps[take]) * F + f
             counted = coded[f] | ~np.isnan(v)  # a numeric variable's empty value is not a measurement
             size = (p1 - p0) * T * F
@@ -291,6 +307,7 @@ class Preprocessor:
             "variables": list(self.variables_), "kinds": list(self.kinds_),
             "means": [float(m) for m in self.means_], "stds": [float(s) for s in self.stds_],
             "ranges": self.ranges_, "covariates": self.covariates_, "group": self.group_,
+            "logged": list(self.logged_),
         }
 
     @classmethod
@@ -306,6 +323,7 @@ class Preprocessor:
         self.ranges_ = {k: list(v) for k, v in data["ranges"].items()}
         self.covariates_ = [dict(c) for c in data["covariates"]]
         self.group_ = data["group"]
+        self.logged_ = list(data.get("logged", []))  # files written before log_skewed existed have none
         return self
 
 
