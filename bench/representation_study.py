@@ -34,6 +34,7 @@ VARIANTS = {
     "batch64": {"batch_size": 64},
     "lr3e-3": {"learning_rate": 3e-3},
     "pretrain10+outcome10+lr3e-3": {"n_pretrain_epochs": 10, "lambda_outcome": 10.0, "learning_rate": 3e-3},
+    "outcome10+lr3e-3": {"lambda_outcome": 10.0, "learning_rate": 3e-3},
     # the public implementation's loss weights (method note): classifier 1, outcome 10
     "public-lambdas": {"lambda_classifier": 1.0, "lambda_outcome": 10.0},
     # preprocessing variants (keys of PreprocessConfig)
