@@ -99,7 +99,7 @@ def add_training_options(p: argparse.ArgumentParser, search=False):
         g.add_argument("--d", type=int, default=d.hidden_size, help=f"representation size (default: {d.hidden_size})")
     g.add_argument("--n-iter", type=int, default=d.n_iter, help=f"outer iterations (default: {d.n_iter})")
     g.add_argument("--n-epoch", type=int, default=d.n_epoch, help=f"epochs per iteration (default: {d.n_epoch})")
-    g.add_argument("--pretrain-epochs", type=int, default=d.n_pretrain_epochs, help="autoencoder pre-training epochs")
+    g.add_argument("--pretrain-epochs", type=int, default=d.n_pretrain_epochs, help=f"autoencoder pre-training epochs (default: {d.n_pretrain_epochs})")
     g.add_argument("--batch-size", type=int, default=d.batch_size, help=f"mini-batch size (default: {d.batch_size})")
     g.add_argument("--lr", type=float, default=d.learning_rate, help=f"learning rate (default: {d.learning_rate})")
     g.add_argument("--lambdas", type=float, nargs=4, metavar=("L1", "L2", "L3", "L4"),
@@ -120,7 +120,8 @@ def add_training_options(p: argparse.ArgumentParser, search=False):
                    help="take log(1 + x) of non-negative variables with training skewness above 2 "
                         f"(default: {'on' if pp.log_skewed else 'off'})")
     g.add_argument("--clip-sd", type=_clip_value, default=pp.clip_sd, metavar="SD",
-                   help=f"clip standardised values to +-SD, or 'none' (default: {pp.clip_sd})")
+                   help="clip standardised values to +-SD, or 'none' (default: "
+                        f"{'no clipping' if pp.clip_sd is None else pp.clip_sd})")
 
 
 def configs_from_args(args, k=None, d=None):
