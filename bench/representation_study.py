@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ VARIANTS = {
     "log": {"log_skewed": True},
     "log+clip5": {"log_skewed": True, "clip_sd": 5.0},
 }
-PREPROCESS_KEYS = {"clip_sd", "log_skewed", "bin_hours", "mask_as_input"}
+PREPROCESS_KEYS = {f.name for f in fields(PreprocessConfig)}  # the other keys are DICEConfig's
 
 
 def main(argv=None):
@@ -64,7 +65,7 @@ def main(argv=None):
             k, d = (int(a) for a in arch.split(","))
             for name in args.variants:
                 changes = VARIANTS[name]
-                preprocess = PreprocessConfig(**{k_: v for k_, v in changes.items() if k_ in PREPROCESS_KEYS})
+                preprocess = PreprocessConfig(**{key: v for key, v in changes.items() if key in PREPROCESS_KEYS})
                 if preprocess not in prepared:
                     preprocessor = Preprocessor(preprocess).fit(cohort, split.train)
                     prepared[preprocess] = (preprocessor, preprocessor.transform(cohort))
@@ -72,7 +73,7 @@ def main(argv=None):
                 train, val = rows_of(data, split.train), rows_of(data, split.val)
                 y = data.y.astype(int)
                 config = DICEConfig(n_clusters=k, hidden_size=d, seed=seed,
-                                    **{k_: v for k_, v in changes.items() if k_ not in PREPROCESS_KEYS})
+                                    **{key: v for key, v in changes.items() if key not in PREPROCESS_KEYS})
                 started = time.perf_counter()
                 model = DICE(config, preprocess).fit_prepared(data, split, preprocessor)
                 z = model.transform(data)
@@ -81,7 +82,7 @@ def main(argv=None):
                        "significant": model.significant_, "best_iteration": model.best_iteration_,
                        "seconds": time.perf_counter() - started}
                 rows.append(row)
-                print(" ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
+                print(" ".join(f"{key}={v:.4f}" if isinstance(v, float) else f"{key}={v}" for key, v in row.items()),
                       flush=True)
                 pd.DataFrame(rows).to_csv(args.out, index=False)
     table = pd.DataFrame(rows)

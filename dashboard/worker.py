@@ -27,6 +27,9 @@ from dice_core.modelfile import json_safe
 
 log = logging.getLogger("dice_studio.worker")
 SEARCH_SHARE = 0.8  # of the progress bar; evaluation and maps fill the rest
+# the stages after the search; their time left is not estimated (the Train page says so)
+SCORING, COMPARING, MAPS = "scoring the patients", "comparing with the baselines", "preparing the maps"
+AFTER_SEARCH = (SCORING, COMPARING, MAPS)
 
 
 class StatusWriter:
@@ -72,16 +75,16 @@ def run_training(job: Job):
         result = run_search(cohort, search, base, preprocess, job.search_dir, progress=progress,
                             should_stop=should_stop, resume=True)
         # scores first (seconds): the Results page opens while baselines and maps are still being made
-        status.update(force=True, stage="scoring the patients", fraction=share, eta_s=None, architecture="",
+        status.update(force=True, stage=SCORING, fraction=share, eta_s=None, architecture="",
                       message="risk level and probability of every patient")
         prepare_model(job, "model", result.model, cohort, build_map=False)
         evaluation = None
         if spec.get("evaluate", True):
-            status.update(force=True, stage="comparing with the baselines", fraction=share,
+            status.update(force=True, stage=COMPARING, fraction=share,
                           message="training PCA, AE and AE + classification on the same split")
             evaluation = evaluate_selected(job, result.model, cohort, should_stop, status, share)
         if spec.get("build_maps", True):
-            status.update(force=True, stage="preparing the maps", fraction=0.95 if post else 1.0,
+            status.update(force=True, stage=MAPS, fraction=0.95 if post else 1.0,
                           message="placing patients on 2-D maps (UMAP): DICE's first, then the baselines' if "
                                   "compared; about half a minute each")
             build_model_map(job, "model", result.model)
@@ -109,7 +112,7 @@ def evaluate_selected(job: Job, model, cohort, should_stop, status: StatusWriter
     from dice_core.evaluation.report import evaluate
 
     def progress(event):
-        status.update(stage="comparing with the baselines", message=event.get("stage", ""),
+        status.update(stage=COMPARING, message=event.get("stage", ""),
                       fraction=start + (0.95 - start) * float(event.get("fraction") or 0.0))
 
     result = evaluate(model, cohort, progress=progress, should_stop=should_stop)

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import jobs, ui
+from dashboard.worker import AFTER_SEARCH
 
 # Quick demo: trains on the demo cohort in about a minute on a laptop CPU. Paper: section 4.1.
 PRESETS = {
@@ -15,7 +16,6 @@ PRESETS = {
                                                     pretrain=1, batch=128),
 }
 POLL_SECONDS = 1.5
-AFTER_SEARCH = {"scoring the patients", "comparing with the baselines", "preparing the maps"}  # worker.py stages
 
 
 def parse_sizes(text: str) -> tuple[int, ...]:

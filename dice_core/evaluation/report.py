@@ -81,19 +81,20 @@ def evaluate(model, cohort, threshold=None, baselines=True, progress=None, shoul
 
     progress({"stage": "metrics", "fraction": 0.9})
     clustering, prediction, groups, probs = [], [], [], {}
+
+    def probe(name, features):
+        """The logistic regression on `features` (fitted on train): its row and test probabilities."""
+        clf = fit_representation_classifier(features[train], y[train], seed=model.config.seed)
+        prob = clf.predict_proba(features)[:, 1]
+        prediction.append(_predict_row(name, y, prob, rows, threshold))
+        probs[name] = prob[test]
+        return prob
+
     for rep in reps:
         clustering.append({"representation": rep.name, **clustering_metrics(rep.z[test], rep.clusters[test])})
-        clf = fit_representation_classifier(rep.z[train], y[train], seed=model.config.seed)
-        prob = clf.predict_proba(rep.z)[:, 1]
-        prediction.append(_predict_row(f"{rep.name} representation", y, prob, rows, threshold))
-        probs[f"{rep.name} representation"] = prob[test]
+        prob = probe(f"{rep.name} representation", rep.z)
         if data.V.shape[1]:
-            with_covariates = np.concatenate([rep.z, data.V], axis=1)
-            clf = fit_representation_classifier(with_covariates[train], y[train], seed=model.config.seed)
-            prob_v = clf.predict_proba(with_covariates)[:, 1]
-            name = f"{rep.name} representation + covariates"
-            prediction.append(_predict_row(name, y, prob_v, rows, threshold))
-            probs[name] = prob_v[test]
+            probe(f"{rep.name} representation + covariates", np.concatenate([rep.z, data.V], axis=1))
         if data.groups is not None:
             membership = _cluster_rate_score(rep.clusters, train, y)
             for predictor, score in (("cluster membership", membership), ("representation", prob)):

@@ -28,6 +28,10 @@ def rows_of(data: PreparedData, patient_ids) -> np.ndarray:
     return pos
 
 
+def _train_and_val(data: PreparedData, split) -> tuple[PreparedData, PreparedData]:
+    return data.subset(rows_of(data, split.train)), data.subset(rows_of(data, split.val))
+
+
 class DICE:
     """Deep significance clustering of patient sequences.
 
@@ -53,7 +57,7 @@ class DICE:
     def fit_prepared(self, data: PreparedData, split, preprocessor, progress=None, should_stop=None,
                      init_autoencoder=None):
         """Train on data already prepared by `preprocessor` (the search prepares once for all N(K, d))."""
-        train, val = data.subset(rows_of(data, split.train)), data.subset(rows_of(data, split.val))
+        train, val = _train_and_val(data, split)
         if len(train.patient_ids) < 5 * self.config.n_clusters:
             raise ConfigError(f"{len(train.patient_ids)} training patients are too few for K={self.config.n_clusters} "
                               f"clusters: use a smaller K or a larger cohort (at least {5 * self.config.n_clusters})")
@@ -72,7 +76,7 @@ class DICE:
             raise ConfigError(f"this model has trained {len(state.history)} iterations already; n_iter={n_iter} "
                               "cannot go back")
         self.config = self.config.replace(n_iter=n_iter)
-        train, val = data.subset(rows_of(data, self.split_.train)), data.subset(rows_of(data, self.split_.val))
+        train, val = _train_and_val(data, self.split_)
         result = DICETrainer(self.config, progress, should_stop).resume(state, train, val, n_iter)
         return self._set_fitted(result, data, self.split_, self.preprocessor_)
 

@@ -126,13 +126,13 @@ class Preprocessor:
         return self
 
     def _skewed_variables(self, cells) -> list[str]:
-        """Numeric variables whose raw training values are all >= 0 with a skewness above SKEWED."""
+        """Numeric variables whose raw training values are all >= 0 with a skewness above SKEWED
+        (coded variables have no values, so they never qualify)."""
         _, _, features, values = cells
         measured = ~np.isnan(values)
         by_feature = pd.Series(values[measured]).groupby(features[measured])
-        stats = pd.DataFrame({"min": by_feature.min(), "skew": by_feature.skew()})
-        chosen = stats.index[(stats["min"] >= 0) & (stats["skew"] > SKEWED)]
-        return [self.variables_[f] for f in chosen if self.kinds_[f] == NUMERIC]
+        chosen = by_feature.min().ge(0) & by_feature.skew().gt(SKEWED)
+        return [self.variables_[f] for f in chosen.index[chosen]]
 
     def _feature_statistics(self, cells, n_patients: int):
         """Per feature: numeric -> mean/std of observed step means; coded -> of counts over all steps."""
